@@ -1,0 +1,65 @@
+"""The ``tianwang`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tianwang.registry import RegistryError, load_registry
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tianwang.demo import demo
+
+    result = asyncio.run(demo(args.grid, args.scenario, args.var, args.speed))
+    print(json.dumps(result.summary()))
+    return 0 if result.readings_published == result.readings_stored else 1
+
+
+def _check_grid(args: argparse.Namespace) -> int:
+    try:
+        registry = load_registry(args.grid)
+    except RegistryError as exc:
+        print(f"invalid grid file: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{registry.county_name}: {len(registry.township_names)} townships, "
+        f"{len(registry.villages)} villages, {len(registry.nodes)} nodes"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tianwang", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a simulated county end to end")
+    demo.add_argument("--grid", type=Path, default=EXAMPLES / "county.yaml")
+    demo.add_argument("--scenario", type=Path, default=EXAMPLES / "scenarios" / "demo.yaml")
+    demo.add_argument("--var", type=Path, default=Path("var"))
+    demo.add_argument(
+        "--speed", type=float, default=600.0, help="simulated seconds per real second (default 600)"
+    )
+    demo.set_defaults(run=_demo)
+
+    check = sub.add_parser("check-grid", help="validate a grid file")
+    check.add_argument("grid", type=Path)
+    check.set_defaults(run=_check_grid)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The MQTT adapter: the only module that imports an MQTT library (aiomqtt over paho 2.x).
+
+Everything else sees ``MqttLink``: an async context manager with publish, subscribe and an
+async iterator of (topic, payload); aiomqtt's exceptions become ``LinkError`` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Self
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+class LinkError(ConnectionError):
+    """The broker could not be reached, refused us, or the connection dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtt://[user:password@]host:port``."""
+        rest = url.removeprefix("mqtt://")
+        user = password = None
+        if "@" in rest:
+            creds, rest = rest.rsplit("@", 1)
+            user, _, password = creds.partition(":")
+        host, _, port = rest.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"broker URL must be mqtt://host:port, got {url!r}")
+        return cls(host, int(port), user or None, password or None)
+
+
+@dataclass(frozen=True, slots=True)
+class LastWill:
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+class MqttLink:
+    """One MQTT 5 connection.
+
+    Args:
+        broker: where to connect.
+        client_id: fixed id; with ``session_expiry_s > 0`` the broker keeps the session
+            (subscriptions and queued QoS 1 messages) while we are away.
+        will: published by the broker if the connection dies without a DISCONNECT.
+        max_queued_incoming: bound of the receive queue (0 = unbounded).
+    """
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        client_id: str,
+        *,
+        will: LastWill | None = None,
+        session_expiry_s: int = 0,
+        max_queued_incoming: int = 0,
+        keepalive_s: int = 30,
+    ) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        if session_expiry_s:
+            properties.SessionExpiryInterval = session_expiry_s
+        self._client = aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password,
+            identifier=client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=session_expiry_s == 0,
+            properties=properties,
+            keepalive=keepalive_s,
+            will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=will.retain)
+            if will
+            else None,
+            max_queued_incoming_messages=max_queued_incoming,
+        )
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise LinkError(str(exc)) from exc
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._client.__aexit__(*exc_info)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(str(exc)) from exc
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish; with QoS 1 returns once the broker has acknowledged (PUBACK)."""
+        try:
+            await self._client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(str(exc)) from exc
+
+    async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
+        try:
+            await self._client.subscribe(topic_filter, qos=qos)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(str(exc)) from exc
+
+    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+        try:
+            async for message in self._client.messages:
+                payload = message.payload
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                elif not isinstance(payload, bytes | bytearray):
+                    payload = b""
+                yield message.topic.value, bytes(payload)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(str(exc)) from exc

@@ -1,0 +1,144 @@
+"""The node registry: the county's places, nodes and officers, read from a grid file (YAML).
+
+Ingest checks nodes and topic paths against it, firmware_sim builds its fleet from it and
+grid routes incidents with it. Format: docs/architecture.md and examples/county.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tianwang.quantities import quantity_table
+from tianwang.topics import NodeTopic
+
+
+class RegistryError(ValueError):
+    """A grid file that cannot be used; the message names the offending field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Officer:
+    id: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    place: NodeTopic
+    lat: float
+    lon: float
+    zone_class: int
+    sampling_s: float
+    quantities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Village:
+    id: str
+    name: str
+    township: str
+    officer: Officer
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    county: str
+    county_name: str
+    timezone: str
+    township_names: dict[str, str]
+    villages: dict[tuple[str, str], Village]
+    nodes: dict[str, Node]
+
+    def village_of(self, node: Node) -> Village:
+        return self.villages[(node.place.township, node.place.village)]
+
+    def place_name(self, node: Node) -> str:
+        village = self.village_of(node)
+        return f"{self.county_name} {self.township_names[village.township]} {village.name}"
+
+
+def _need(raw: dict[str, Any], key: str, where: str) -> Any:
+    if not isinstance(raw, dict) or key not in raw or raw[key] in (None, ""):
+        raise RegistryError(f"{where}.{key}: missing")
+    return raw[key]
+
+
+def _node(raw: dict[str, Any], place: tuple[str, str, str], where: str) -> Node:
+    node_id = str(_need(raw, "id", where))
+    quantities = tuple(_need(raw, "quantities", where))
+    known = quantity_table().quantities
+    for q in quantities:
+        if q not in known:
+            raise RegistryError(f"{where}.quantities: unknown quantity {q!r}")
+    zone_class = int(raw.get("zone_class", 2))
+    if zone_class not in (1, 2):
+        raise RegistryError(f"{where}.zone_class: must be 1 or 2, got {zone_class}")
+    sampling_s = float(raw.get("sampling_s", 60))
+    if not 0 < sampling_s <= 3600:
+        raise RegistryError(f"{where}.sampling_s: must be in (0, 3600], got {sampling_s}")
+    return Node(
+        id=node_id,
+        place=NodeTopic(*place, node_id),
+        lat=float(_need(raw, "lat", where)),
+        lon=float(_need(raw, "lon", where)),
+        zone_class=zone_class,
+        sampling_s=sampling_s,
+        quantities=quantities,
+    )
+
+
+def parse_registry(raw: dict[str, Any]) -> Registry:
+    county = _need(raw, "county", "grid")
+    county_id = str(_need(county, "id", "county"))
+    townships: dict[str, str] = {}
+    villages: dict[tuple[str, str], Village] = {}
+    nodes: dict[str, Node] = {}
+    for ti, township in enumerate(_need(raw, "townships", "grid")):
+        t_where = f"townships[{ti}]"
+        t_id = str(_need(township, "id", t_where))
+        if t_id in townships:
+            raise RegistryError(f"{t_where}.id: duplicate township {t_id!r}")
+        townships[t_id] = str(township.get("name", t_id))
+        for vi, village in enumerate(_need(township, "villages", t_where)):
+            v_where = f"{t_where}.villages[{vi}]"
+            v_id = str(_need(village, "id", v_where))
+            if (t_id, v_id) in villages:
+                raise RegistryError(f"{v_where}.id: duplicate village {v_id!r}")
+            officer = _need(village, "officer", v_where)
+            villages[(t_id, v_id)] = Village(
+                id=v_id,
+                name=str(village.get("name", v_id)),
+                township=t_id,
+                officer=Officer(
+                    id=str(_need(officer, "id", f"{v_where}.officer")),
+                    name=str(_need(officer, "name", f"{v_where}.officer")),
+                    phone=str(officer.get("phone", "")),
+                ),
+            )
+            for ni, raw_node in enumerate(village.get("nodes") or []):
+                node = _node(raw_node, (county_id, t_id, v_id), f"{v_where}.nodes[{ni}]")
+                if node.id in nodes:
+                    raise RegistryError(f"{v_where}.nodes[{ni}].id: duplicate node {node.id!r}")
+                nodes[node.id] = node
+    return Registry(
+        county=county_id,
+        county_name=str(county.get("name", county_id)),
+        timezone=str(county.get("timezone", "Asia/Shanghai")),
+        township_names=townships,
+        villages=villages,
+        nodes=nodes,
+    )
+
+
+def load_registry(path: str | Path) -> Registry:
+    try:
+        raw = yaml.safe_load(Path(path).read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: {exc}") from exc
+    return parse_registry(raw)
