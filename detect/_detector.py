@@ -8,7 +8,7 @@ grid decides who is told.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,7 +18,7 @@ from detect._batch import ReadingBatch
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
 from tianwang.quantities import quantity_table
-from tianwang.standards import Limit, gb3095
+from tianwang.standards import Limit, StandardError, gb3095
 
 RULE_1H = "1h_mean"
 
@@ -41,6 +41,7 @@ class DetectorStats:
     hours_closed: int = 0
     hours_invalid: int = 0
     hours_exceeded: int = 0
+    hours_without_edition: int = 0  # sample dates before any edition of the standard
     late_samples: int = 0
 
 
@@ -69,7 +70,10 @@ class Detector:
         self._hourly = HourlyMeans()
         self._ids: dict[tuple[str, str], int] = {}
         self._series: list[_Series] = []
-        self._limits: dict[tuple[str, int, int], Limit | None] = {}
+        self._limits: dict[tuple[str, int, date], Limit | None] = {}
+        self._no_edition: set[tuple[str, int, date]] = set()
+        if self.config.pinned_edition is not None:
+            gb3095().edition(date.today(), self.config.pinned_edition)  # fail now, not mid-stream
 
     def series_id(self, node: str, quantity: str, zone_class: int = 2) -> int:
         """Index of the (node, quantity) series, registering it on first sight."""
@@ -91,13 +95,21 @@ class Detector:
         return self._judge(self._hourly.close_until(cutoff_s))
 
     def _limit(self, sid: int, hour_start_s: int) -> Limit | None:
+        """The 1-h limit for the series' zone grade in the edition in force that local day;
+        None where there is none (no 1-h limit, or a date before any edition: counted)."""
         s = self._series[sid]
-        key = (s.quantity, s.grade, hour_start_s)
+        day = datetime.fromtimestamp(hour_start_s, self._zone).date()
+        key = (s.quantity, s.grade, day)
         if key not in self._limits:
-            day = datetime.fromtimestamp(hour_start_s, self._zone).date()
-            self._limits[key] = gb3095().limit(
-                s.quantity, "1h", s.grade, day, self.config.pinned_edition
-            )
+            try:
+                self._limits[key] = gb3095().limit(
+                    s.quantity, "1h", s.grade, day, self.config.pinned_edition
+                )
+            except StandardError:
+                self._limits[key] = None
+                self._no_edition.add(key)
+        if key in self._no_edition:
+            self.stats.hours_without_edition += 1
         return self._limits[key]
 
     def _judge(self, closed: ClosedHours) -> list[ExceedanceEvent]:

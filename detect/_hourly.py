@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,24 +32,22 @@ class HourlyMeans:
         self.late = 0
         self._alloc(capacity)
 
+    # state array -> (dtype, initial value); the order is the kernels' argument order
+    _STATE: ClassVar[dict[str, tuple[type, float]]] = {
+        "hour_start": (np.int64, _kernels.NO_HOUR),
+        "last_closed": (np.int64, _kernels.NO_HOUR),
+        "acc_sum": (np.float64, 0.0),
+        "acc_n": (np.int64, 0),
+        "minute_mask": (np.int64, 0),
+    }
+
     def _alloc(self, capacity: int) -> None:
-        old = getattr(self, "hour_start", None)
-        hour_start = np.full(capacity, _kernels.NO_HOUR, np.int64)
-        acc_sum = np.zeros(capacity, np.float64)
-        acc_n = np.zeros(capacity, np.int64)
-        minute_mask = np.zeros(capacity, np.int64)
-        if old is not None:
-            n = self.n_series
-            hour_start[:n] = self.hour_start[:n]
-            acc_sum[:n] = self.acc_sum[:n]
-            acc_n[:n] = self.acc_n[:n]
-            minute_mask[:n] = self.minute_mask[:n]
-        self.hour_start, self.acc_sum, self.acc_n, self.minute_mask = (
-            hour_start,
-            acc_sum,
-            acc_n,
-            minute_mask,
-        )
+        n = self.n_series
+        for name, (dtype, initial) in self._STATE.items():
+            grown = np.full(capacity, initial, dtype)
+            if n:
+                grown[:n] = getattr(self, name)[:n]
+            setattr(self, name, grown)
 
     def add_series(self) -> int:
         if self.n_series == self.hour_start.shape[0]:
@@ -57,7 +56,7 @@ class HourlyMeans:
         return self.n_series - 1
 
     def _state(self) -> tuple[np.ndarray, ...]:
-        return self.hour_start, self.acc_sum, self.acc_n, self.minute_mask
+        return tuple(getattr(self, name) for name in self._STATE)
 
     @staticmethod
     def _outputs(n: int) -> tuple[np.ndarray, ...]:
@@ -69,7 +68,7 @@ class HourlyMeans:
         )
 
     def update(self, batch: ReadingBatch) -> ClosedHours:
-        if len(batch) and int(batch.series.max()) >= self.n_series:
+        if len(batch) and (int(batch.series.min()) < 0 or int(batch.series.max()) >= self.n_series):
             raise ValueError("batch names a series the detector does not know")
         out = self._outputs(len(batch))
         k, late = _kernels.accumulate_hours(

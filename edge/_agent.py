@@ -61,6 +61,7 @@ class EdgeAgent:
         self._data_topic = config.place.topic("data")
         self._status_topic = config.place.topic("status")
         self._next_tick = 0.0
+        self._backoff_s = RECONNECT_MIN_S
 
     def sample(self, sample_time: float) -> None:
         """Read the driver once and store the readings, numbered, in the outbox."""
@@ -86,6 +87,7 @@ class EdgeAgent:
     async def _session(self, until: float) -> None:
         will = LastWill(self._status_topic, _status(self.config.node, "offline", 0.0))
         async with MqttLink(self.config.broker, f"tw-edge-{self.config.node}", will=will) as link:
+            self._backoff_s = RECONNECT_MIN_S
             await link.publish(
                 self._status_topic,
                 _status(self.config.node, "online", self.clock.now()),
@@ -110,20 +112,24 @@ class EdgeAgent:
         """Sample at ``start``, ``start + sampling_s``, ... while ``< until``; reconnect with
         jittered exponential backoff when the broker is away (samples keep accumulating)."""
         self._next_tick = start
-        delay = RECONNECT_MIN_S
         while True:
             try:
                 await self._session(until)
                 return self.stats
             except LinkError as exc:
                 self.stats.reconnects += 1
-                log.warning(
-                    "node %s: broker link lost (%s); retry in %.1f s", self.config.node, exc, delay
-                )
-                # Samples due while disconnected are still taken, from the outbox's point of view.
-                deadline = asyncio.get_running_loop().time() + delay * random.uniform(0.5, 1.0)
-                while asyncio.get_running_loop().time() < deadline:
-                    if self._next_tick < until and self.clock.now() >= self._next_tick:
-                        self._sample_due()
-                    await asyncio.sleep(0.05)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+                delay = self._backoff_s * random.uniform(0.5, 1.0)
+                log.warning("node %s: broker link lost (%s); retry in %.1f s",
+                            self.config.node, exc, delay)  # fmt: skip
+                await self._sample_offline(until, delay)
+                self._backoff_s = min(self._backoff_s * 2, RECONNECT_MAX_S)
+
+    async def _sample_offline(self, until: float, wait_s: float) -> None:
+        """Keep sampling into the outbox for ``wait_s`` real seconds while the broker is away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            if self._next_tick < until and self.clock.now() >= self._next_tick:
+                self._sample_due()
+                continue
+            await asyncio.sleep(min(left, 0.05))

@@ -6,6 +6,7 @@ grid routes incidents with it. Format: docs/architecture.md and examples/county.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import yaml
 
 from tianwang.quantities import quantity_table
 from tianwang.topics import NodeTopic
+
+_IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class RegistryError(ValueError):
@@ -69,24 +72,39 @@ def _need(raw: dict[str, Any], key: str, where: str) -> Any:
     return raw[key]
 
 
+def _ident(raw: dict[str, Any], where: str) -> str:
+    """An id that is safe as a topic level (no '/', '+', '#') and as an InfluxDB tag."""
+    value = str(_need(raw, "id", where))
+    if not _IDENT.fullmatch(value):
+        raise RegistryError(f"{where}.id: {value!r} must match {_IDENT.pattern}")
+    return value
+
+
+def _number(raw: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
+    value = raw.get(key, default) if default is not None else _need(raw, key, where)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RegistryError(f"{where}.{key}: must be a number, got {value!r}")
+    return float(value)
+
+
 def _node(raw: dict[str, Any], place: tuple[str, str, str], where: str) -> Node:
-    node_id = str(_need(raw, "id", where))
+    node_id = _ident(raw, where)
     quantities = tuple(_need(raw, "quantities", where))
     known = quantity_table().quantities
     for q in quantities:
         if q not in known:
             raise RegistryError(f"{where}.quantities: unknown quantity {q!r}")
-    zone_class = int(raw.get("zone_class", 2))
-    if zone_class not in (1, 2):
-        raise RegistryError(f"{where}.zone_class: must be 1 or 2, got {zone_class}")
-    sampling_s = float(raw.get("sampling_s", 60))
+    zone_class = raw.get("zone_class", 2)
+    if zone_class not in (1, 2) or isinstance(zone_class, bool | float):
+        raise RegistryError(f"{where}.zone_class: must be 1 or 2, got {zone_class!r}")
+    sampling_s = _number(raw, "sampling_s", where, 60.0)
     if not 0 < sampling_s <= 3600:
         raise RegistryError(f"{where}.sampling_s: must be in (0, 3600], got {sampling_s}")
     return Node(
         id=node_id,
         place=NodeTopic(*place, node_id),
-        lat=float(_need(raw, "lat", where)),
-        lon=float(_need(raw, "lon", where)),
+        lat=_number(raw, "lat", where),
+        lon=_number(raw, "lon", where),
         zone_class=zone_class,
         sampling_s=sampling_s,
         quantities=quantities,
@@ -95,19 +113,19 @@ def _node(raw: dict[str, Any], place: tuple[str, str, str], where: str) -> Node:
 
 def parse_registry(raw: dict[str, Any]) -> Registry:
     county = _need(raw, "county", "grid")
-    county_id = str(_need(county, "id", "county"))
+    county_id = _ident(county, "county")
     townships: dict[str, str] = {}
     villages: dict[tuple[str, str], Village] = {}
     nodes: dict[str, Node] = {}
     for ti, township in enumerate(_need(raw, "townships", "grid")):
         t_where = f"townships[{ti}]"
-        t_id = str(_need(township, "id", t_where))
+        t_id = _ident(township, t_where)
         if t_id in townships:
             raise RegistryError(f"{t_where}.id: duplicate township {t_id!r}")
         townships[t_id] = str(township.get("name", t_id))
         for vi, village in enumerate(_need(township, "villages", t_where)):
             v_where = f"{t_where}.villages[{vi}]"
-            v_id = str(_need(village, "id", v_where))
+            v_id = _ident(village, v_where)
             if (t_id, v_id) in villages:
                 raise RegistryError(f"{v_where}.id: duplicate village {v_id!r}")
             officer = _need(village, "officer", v_where)
@@ -116,7 +134,7 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
                 name=str(village.get("name", v_id)),
                 township=t_id,
                 officer=Officer(
-                    id=str(_need(officer, "id", f"{v_where}.officer")),
+                    id=_ident(officer, f"{v_where}.officer"),
                     name=str(_need(officer, "name", f"{v_where}.officer")),
                     phone=str(officer.get("phone", "")),
                 ),
