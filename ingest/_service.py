@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from typing import Self
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._dedup import SeqWindow
-from ingest._influx import InfluxV1Sink
+from ingest._influx import InfluxV1Sink, SinkError
 from ingest._lines import node_tags, reading_line
 from ingest._validate import MessageValidator
 from tianwang.codec import PayloadError
@@ -23,6 +24,26 @@ from tianwang.registry import Registry
 from tianwang.topics import DATA_FILTER
 
 log = logging.getLogger(__name__)
+
+# Retry delays (module-level so that tests can shrink them).
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 10.0
+
+
+class Backoff:
+    """Exponential backoff with jitter, from RETRY_MIN_S doubling up to RETRY_MAX_S."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._delay = RETRY_MIN_S
+
+    def next(self) -> float:
+        delay = self._delay * random.uniform(0.5, 1.0)
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
+        return delay
+
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
 
@@ -97,12 +118,15 @@ class IngestService:
         self._link: MqttLink | None = None
         self._subscribed = asyncio.Event()
 
-    async def __aenter__(self) -> Self:
+    async def _connect(self) -> None:
         self._link = MqttLink(
             self.config.broker, self.config.client_id, session_expiry_s=self.config.session_expiry_s
         )
         await self._link.__aenter__()
         await self._link.subscribe(self.config.topic_filter, qos=1)
+
+    async def __aenter__(self) -> Self:
+        await self._connect()  # the first connection fails loudly; later ones are retried
         self._tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._tick())]
         return self
 
@@ -113,8 +137,13 @@ class IngestService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
-        if self._link is not None:
-            await self._link.__aexit__(None, None, None)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            with contextlib.suppress(LinkError):
+                await link.__aexit__(None, None, None)
 
     def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
         self.rejections[reason] += 1
@@ -178,30 +207,51 @@ class IngestService:
             await self.on_events(events)
 
     async def _consume(self) -> None:
-        assert self._link is not None
-        try:
-            async for topic, payload in self._link.messages():
-                self.handle(topic, payload)
-                if len(self._pending) >= self.config.batch_max:
-                    await self.flush()
-        except LinkError:
-            log.exception("broker link lost")
-            raise
+        """Intake loop. A broker outage means reconnect (the persistent session keeps what was
+        published meanwhile); a TSDB outage means stop taking messages until a write succeeds."""
+        backoff = Backoff()
+        while True:
+            try:
+                if self._link is None:
+                    await self._connect()
+                    backoff.reset()
+                async for topic, payload in self._link.messages():  # type: ignore[union-attr]
+                    self.handle(topic, payload)
+                    if len(self._pending) >= self.config.batch_max:
+                        await self._flush_until_written()
+            except LinkError as exc:
+                delay = backoff.next()
+                log.warning("broker link lost (%s); reconnecting in %.1f s", exc, delay)
+                await self._disconnect()
+                await asyncio.sleep(delay)
+
+    async def _flush_until_written(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self.flush()
+                return
+            except SinkError as exc:
+                delay = backoff.next()
+                log.warning("TSDB write failed (%s); intake paused, retry in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.config.flush_interval_s)
             try:
                 await self.flush()
-            except Exception:  # a failing sink must not stop intake; it is logged and retried
-                log.exception("flush failed")
+            except SinkError as exc:  # kept pending and retried; intake pauses at batch_max
+                log.warning("TSDB write failed: %s", exc)
 
     async def wait_for_readings(self, expected: int, timeout_s: float) -> bool:
         """Wait until ``expected`` readings were accepted and stored, or the timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.counts["readings"] >= expected:
-                await self.flush()
-                return True
+                with contextlib.suppress(SinkError):
+                    await self.flush()
+                if self.counts["stored"] >= expected:
+                    return True
             await asyncio.sleep(0.05)
         return False

@@ -6,6 +6,7 @@ service someone started by hand (nor on the system's own broker on 1883).
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -118,6 +119,9 @@ class Mosquitto(_Process):
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
+                    # Started as root, Mosquitto would switch to user "mosquitto", which cannot
+                    # write a private data folder (or reach it through a 0700 temp folder).
+                    f"user {getpass.getuser()}",
                     "allow_anonymous true",
                     "persistence true",
                     f"persistence_location {persistence}/",
