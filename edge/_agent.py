@@ -7,12 +7,10 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-import orjson
-
 from edge._driver import Driver
 from edge._outbox import MemoryOutbox
 from tianwang.clock import Clock
-from tianwang.codec import Reading, encode_data
+from tianwang.codec import Reading, Status, encode_data, encode_status
 from tianwang.mqtt import BrokerAddress, LastWill, LinkError, MqttLink
 from tianwang.topics import NodeTopic
 
@@ -42,8 +40,8 @@ class AgentStats:
     published_seqs: list[int] = field(default_factory=list)
 
 
-def _status(node: str, state: str, now: float) -> bytes:
-    return orjson.dumps({"v": 1, "node": node, "state": state, "ts": round(now, 3)})
+def _status(node: str, state: str, now: float | None) -> bytes:
+    return encode_status(Status(node, state, None if now is None else round(now * 1000)))
 
 
 class EdgeAgent:
@@ -85,7 +83,7 @@ class EdgeAgent:
             self.stats.published_seqs.extend(r.seq for r in readings)
 
     async def _session(self, until: float) -> None:
-        will = LastWill(self._status_topic, _status(self.config.node, "offline", 0.0))
+        will = LastWill(self._status_topic, _status(self.config.node, "offline", None))
         async with MqttLink(self.config.broker, f"tw-edge-{self.config.node}", will=will) as link:
             self._backoff_s = RECONNECT_MIN_S
             await link.publish(

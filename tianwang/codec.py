@@ -43,14 +43,31 @@ class Reading(NamedTuple):
 
 
 @cache
-def data_schema() -> dict[str, Any]:
-    path = resources.files("tianwang").joinpath("data/schema/data-v1.schema.json")
+def schema(name: str) -> dict[str, Any]:
+    """A published JSON Schema by name: ``data-v1`` or ``status-v1``."""
+    path = resources.files("tianwang").joinpath(f"data/schema/{name}.schema.json")
     return json.loads(path.read_text("utf-8"))
 
 
+def data_schema() -> dict[str, Any]:
+    return schema("data-v1")
+
+
 @cache
-def _validator() -> Any:
-    return fastjsonschema.compile(data_schema())
+def _validator(name: str = "data-v1") -> Any:
+    return fastjsonschema.compile(schema(name))
+
+
+def _load(payload: bytes, schema_name: str) -> Any:
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("not_json", str(exc)) from exc
+    try:
+        _validator(schema_name)(doc)
+    except fastjsonschema.JsonSchemaException as exc:
+        raise PayloadError("schema", exc.message) from exc
+    return doc
 
 
 def format_ts(ts_ms: int) -> str:
@@ -89,14 +106,7 @@ def encode_data(node: str, readings: Iterable[Reading]) -> bytes:
 
 def decode_data(payload: bytes) -> tuple[str, list[Reading]]:
     """Decode and validate a v1 data message; raises PayloadError with a reason code."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("not_json", str(exc)) from exc
-    try:
-        _validator()(doc)
-    except fastjsonschema.JsonSchemaException as exc:
-        raise PayloadError("schema", exc.message) from exc
+    doc = _load(payload, "data-v1")
     node: str = doc["node"]
     stamps: dict[str, int] = {}  # readings of one message usually share a sample time
     readings = []
@@ -118,3 +128,21 @@ def decode_data(payload: bytes) -> tuple[str, list[Reading]]:
             )
         )
     return node, readings
+
+
+class Status(NamedTuple):
+    """A node's retained state; ``ts_ms`` is None in the last will."""
+
+    node: str
+    state: str
+    ts_ms: int | None
+
+
+def encode_status(status: Status) -> bytes:
+    ts = None if status.ts_ms is None else format_ts(status.ts_ms)
+    return orjson.dumps({"v": VERSION, "node": status.node, "state": status.state, "ts": ts})
+
+
+def decode_status(payload: bytes) -> Status:
+    doc = _load(payload, "status-v1")
+    return Status(doc["node"], doc["state"], None if doc["ts"] is None else parse_ts(doc["ts"]))
