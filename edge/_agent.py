@@ -61,14 +61,14 @@ class EdgeAgent:
         self._next_tick = 0.0
         self._backoff_s = RECONNECT_MIN_S
 
-    def sample(self, sample_time: float) -> None:
+    async def sample(self, sample_time: float) -> None:
         """Read the driver once and store the readings, numbered, in the outbox."""
         ts_ms = round(sample_time * 1000)
         readings = [
             Reading(
                 self.config.node, self.outbox.next_seq(), ts_ms, v.quantity, v.value, v.unit, v.flag
             )
-            for v in self.driver.read(sample_time)
+            for v in await self.driver.read(sample_time)
         ]
         self.stats.samples += 1
         if readings:
@@ -93,7 +93,7 @@ class EdgeAgent:
             )
             while self._next_tick < until:
                 await self.clock.sleep_until(self._next_tick)
-                self._sample_due()
+                await self._sample_due()
                 await self._deliver(link)
             await self._deliver(link)
             await link.publish(
@@ -102,8 +102,8 @@ class EdgeAgent:
                 retain=True,
             )
 
-    def _sample_due(self) -> None:
-        self.sample(self._next_tick)
+    async def _sample_due(self) -> None:
+        await self.sample(self._next_tick)
         self._next_tick += self.config.sampling_s
 
     async def run(self, start: float, until: float) -> AgentStats:
@@ -128,6 +128,6 @@ class EdgeAgent:
         deadline = loop.time() + wait_s
         while (left := deadline - loop.time()) > 0:
             if self._next_tick < until and self.clock.now() >= self._next_tick:
-                self._sample_due()
+                await self._sample_due()
                 continue
             await asyncio.sleep(min(left, 0.05))

@@ -28,7 +28,7 @@ class SimulatedDriver:
         self._episodes = [e for e in scenario.episodes if node.id in e.nodes]
         self._units = {q: quantity_table().quantities[q].unit for q in node.quantities}
 
-    def read(self, sample_time: float) -> list[SensorValue]:
+    async def read(self, sample_time: float) -> list[SensorValue]:
         minute = (sample_time - self.start) / 60.0
         phase = 2 * math.pi * ((sample_time - PEAK_UTC_S) % DAY_S) / DAY_S
         values = []

@@ -22,7 +22,7 @@ T0 = 1795766400.0  # a whole hour, epoch seconds
 
 
 class ConstantDriver:
-    def read(self, sample_time: float) -> list[SensorValue]:
+    async def read(self, sample_time: float) -> list[SensorValue]:
         return [SensorValue("NO2", 40.0, "ug/m3", "N"), SensorValue("CO", 0.5, "mg/m3", "N")]
 
 
