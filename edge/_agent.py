@@ -1,43 +1,50 @@
-"""The edge agent: sample on a clock, number, keep in the outbox, publish with QoS 1."""
+"""The edge agent: sample on a clock, number and store in the outbox, publish with QoS 1.
+
+Sampling and sending are separate tasks: sampling never waits for the network, and the
+sender empties the outbox whenever the broker is reachable, in rate-limited batches after an
+outage so that a fleet coming back together does not flatten the broker.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edge._driver import Driver
-from edge._outbox import MemoryOutbox
+from edge._config import AgentConfig, Settings
+from edge._driver import Driver, PushSource, SensorValue
+from edge._health import health_report
+from edge._outbox import Outbox
+from edge._remote import RemoteConfig, encode_cfg_ack, parse_remote_config
+from tianwang.aio import cancel_and_wait
 from tianwang.clock import Clock
 from tianwang.codec import Reading, Status, encode_data, encode_status
-from tianwang.mqtt import BrokerAddress, LastWill, LinkError, MqttLink
-from tianwang.topics import NodeTopic
+from tianwang.mqtt import LastWill, LinkError, MqttLink
+from tianwang.quantities import UnitError, quantity_table
 
 log = logging.getLogger(__name__)
 
+# Module-level so that tests can shrink them.
 RECONNECT_MIN_S = 0.5
-RECONNECT_MAX_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
-    place: NodeTopic
-    broker: BrokerAddress
-    sampling_s: float = 60.0
-
-    @property
-    def node(self) -> str:
-        return self.place.node
+RECONNECT_MAX_S = 60.0
 
 
 @dataclass(slots=True)
 class AgentStats:
     samples: int = 0
+    readings_stored: int = 0
     readings_published: int = 0
     messages_published: int = 0
     reconnects: int = 0
-    published_seqs: list[int] = field(default_factory=list)
+    driver_errors: int = 0
+    unit_errors: int = 0
+    cfg_applied: int = 0
+    cfg_rejected: int = 0
+    published_seqs: list[int] = field(default_factory=list)  # only with track_seqs
 
 
 def _status(node: str, state: str, now: float | None) -> bytes:
@@ -45,89 +52,205 @@ def _status(node: str, state: str, now: float | None) -> bytes:
 
 
 class EdgeAgent:
-    """One node. ``run(until)`` samples every ``sampling_s`` of clock time until ``until``,
-    then delivers the outbox and marks the node offline."""
+    """One node.
 
-    def __init__(
-        self, config: AgentConfig, driver: Driver, clock: Clock, outbox: MemoryOutbox | None = None
-    ) -> None:
+    Args:
+        config: the node's configuration (place, broker, settings, outbox, backlog).
+        drivers: polled drivers, read together at every sampling tick.
+        clock: wall clock on a node, an accelerated one in simulation.
+        outbox: defaults to the one ``config.outbox`` describes.
+        push_sources: sources that deliver samples when they like (HJ 212 bridge).
+        track_seqs: keep every acknowledged seq in ``stats`` (tests).
+    """
+
+    def __init__(self, config: AgentConfig, drivers: Sequence[Driver], clock: Clock, *,
+                 outbox: Outbox | None = None, push_sources: Sequence[PushSource] = (),
+                 track_seqs: bool = False) -> None:  # fmt: skip
         self.config = config
-        self.driver = driver
+        self.settings: Settings = config.settings
+        self.drivers = list(drivers)
+        self.push_sources = list(push_sources)
         self.clock = clock
-        self.outbox = outbox or MemoryOutbox()
+        self.outbox = outbox or Outbox(config.outbox.path, config.node,
+                                       max_readings=config.outbox.max_readings,
+                                       synchronous=config.outbox.synchronous)  # type: ignore[arg-type]
         self.stats = AgentStats()
-        self._data_topic = config.place.topic("data")
-        self._status_topic = config.place.topic("status")
-        self._next_tick = 0.0
+        self.track_seqs = track_seqs
+        self.cfg_id: str | None = None
+        self._topic = {k: config.place.topic(k) for k in ("data", "status", "cfg", "cfg_ack",
+                                                          "health")}  # fmt: skip
+        self._factors: dict[tuple[str, str], float] = {}
+        self._started = time.monotonic()
         self._backoff_s = RECONNECT_MIN_S
+        self._pending = asyncio.Event()
+        self._sampling_done = False
 
-    async def sample(self, sample_time: float) -> None:
-        """Read the driver once and store the readings, numbered, in the outbox."""
-        ts_ms = round(sample_time * 1000)
-        readings = [
-            Reading(
-                self.config.node, self.outbox.next_seq(), ts_ms, v.quantity, v.value, v.unit, v.flag
-            )
-            for v in await self.driver.read(sample_time)
-        ]
+    # --- sampling ---------------------------------------------------------------------------
+
+    def _factor(self, value: SensorValue) -> float:
+        key = (value.quantity, value.unit)
+        if key not in self._factors:
+            self._factors[key] = quantity_table().factor(*key)
+        return self._factors[key]
+
+    def _condition(self, v: SensorValue) -> tuple[str, float, str, str]:
+        """Calibrate in the sensor's unit, convert to the canonical unit, pre-check."""
+        canonical = quantity_table().quantities[v.quantity].unit
+        try:
+            factor = self._factor(v)
+        except UnitError as exc:
+            self.stats.unit_errors += 1
+            log.warning("node %s: %s", self.config.node, exc)
+            return v.quantity, math.nan, canonical, "D"
+        cal = self.settings.calibration.get(v.quantity)
+        value = v.value if cal is None else cal.gain * v.value + cal.offset
+        value *= factor
+        flag = v.flag
+        bounds = self.settings.precheck.get(v.quantity)
+        if bounds and flag == "N" and not bounds[0] <= value <= bounds[1]:
+            flag = "T"  # HJ 212: over range
+        return v.quantity, value, canonical, flag
+
+    def store(self, sample_time: float, values: list[SensorValue]) -> list[Reading]:
+        """Condition, number and store one sample's values; the sender is woken."""
+        readings = self.outbox.put(round(sample_time * 1000), [self._condition(v) for v in values])
         self.stats.samples += 1
-        if readings:
-            self.outbox.put(readings)
+        self.stats.readings_stored += len(readings)
+        self._pending.set()
+        return readings
 
-    async def _deliver(self, link: MqttLink) -> None:
-        while (readings := self.outbox.peek()) is not None:
-            await link.publish(self._data_topic, encode_data(self.config.node, readings), qos=1)
-            self.outbox.ack()
+    async def sample(self, sample_time: float) -> list[Reading]:
+        """Read every polled driver once; a failing driver is counted, the others still count."""
+        results = await asyncio.gather(*(d.read(sample_time) for d in self.drivers),
+                                       return_exceptions=True)  # fmt: skip
+        values: list[SensorValue] = []
+        for driver, result in zip(self.drivers, results, strict=True):
+            if isinstance(result, BaseException):
+                self.stats.driver_errors += 1
+                log.warning("node %s: driver %r failed: %r", self.config.node, driver, result)
+            else:
+                values += result
+        return self.store(sample_time, values)
+
+    async def _sample_loop(self, start: float, until: float) -> None:
+        tick = start
+        while tick < until:
+            await self.clock.sleep_until(tick)
+            await self.sample(tick)
+            tick += self.settings.sampling_s
+
+    async def _push_loop(self, source: PushSource) -> None:
+        async for sample in source.samples():
+            self.store(sample.sample_time, sample.values)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _deliver(self, link: MqttLink, receiver: asyncio.Task[None]) -> None:
+        """Publish the outbox, oldest first, until sampling is done and the outbox is empty."""
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.config.backlog.max_messages_per_s
+        next_allowed = loop.time()
+        while True:
+            readings = self.outbox.peek(self.config.backlog.batch_readings)
+            if not readings:
+                if self._sampling_done:
+                    return
+                self._pending.clear()
+                waiter = asyncio.ensure_future(self._pending.wait())
+                await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if receiver.done():
+                    receiver.result()  # the link died while idle: raise its error
+                    raise LinkError("receiver ended")
+                continue
+            await asyncio.sleep(max(0.0, next_allowed - loop.time()))
+            next_allowed = max(next_allowed, loop.time()) + interval
+            await link.publish(self._topic["data"], encode_data(self.config.node, readings))
+            self.outbox.ack(readings)
             self.stats.messages_published += 1
             self.stats.readings_published += len(readings)
-            self.stats.published_seqs.extend(r.seq for r in readings)
+            if self.track_seqs:
+                self.stats.published_seqs.extend(r.seq for r in readings)
 
-    async def _session(self, until: float) -> None:
-        will = LastWill(self._status_topic, _status(self.config.node, "offline", None))
-        async with MqttLink(self.config.broker, f"tw-edge-{self.config.node}", will=will) as link:
+    async def _receive(self, link: MqttLink) -> None:
+        async for topic, payload in link.messages():
+            if topic == self._topic["cfg"]:
+                await self._apply_cfg(link, payload)
+
+    async def _apply_cfg(self, link: MqttLink, payload: bytes) -> None:
+        """Validate a remote configuration; apply it whole or keep the old one, and say so."""
+        try:
+            remote: RemoteConfig = parse_remote_config(payload, self.settings)
+        except ValueError as exc:
+            self.stats.cfg_rejected += 1
+            log.warning("node %s: cfg rejected: %s", self.config.node, exc)
+            ack = encode_cfg_ack(self.config.node, None, "rejected", str(exc), self.clock.now())
+            await link.publish(self._topic["cfg_ack"], ack)
+            return
+        if remote.id == self.cfg_id:
+            return  # the retained cfg again, after a reconnect
+        self.settings, self.cfg_id = remote.settings, remote.id
+        self.stats.cfg_applied += 1
+        log.info("node %s: cfg %s applied", self.config.node, remote.id)
+        ack = encode_cfg_ack(self.config.node, remote.id, "applied", None, self.clock.now())
+        await link.publish(self._topic["cfg_ack"], ack)
+
+    async def _health_loop(self, link: MqttLink) -> None:
+        while True:
+            report = health_report(self, uptime_s=time.monotonic() - self._started)
+            await link.publish(self._topic["health"], report, qos=0)
+            await asyncio.sleep(self.config.health_s)  # real seconds, also in simulation
+
+    async def _session(self) -> None:
+        node = self.config.node
+        will = LastWill(self._topic["status"], _status(node, "offline", None))
+        async with MqttLink(self.config.broker, f"tw-edge-{node}", will=will,
+                            tls=self.config.tls) as link:  # fmt: skip
             self._backoff_s = RECONNECT_MIN_S
-            await link.publish(
-                self._status_topic,
-                _status(self.config.node, "online", self.clock.now()),
-                retain=True,
-            )
-            while self._next_tick < until:
-                await self.clock.sleep_until(self._next_tick)
-                await self._sample_due()
-                await self._deliver(link)
-            await self._deliver(link)
-            await link.publish(
-                self._status_topic,
-                _status(self.config.node, "offline", self.clock.now()),
-                retain=True,
-            )
+            await link.subscribe(self._topic["cfg"], qos=1)
+            await link.publish(self._topic["status"], _status(node, "online", self.clock.now()),
+                               retain=True)  # fmt: skip
+            receiver = asyncio.create_task(self._receive(link))
+            health = asyncio.create_task(self._health_loop(link))
+            try:
+                await self._deliver(link, receiver)
+            finally:
+                await cancel_and_wait(receiver, health)
+            await link.publish(self._topic["status"], _status(node, "offline", self.clock.now()),
+                               retain=True)  # fmt: skip
 
-    async def _sample_due(self) -> None:
-        await self.sample(self._next_tick)
-        self._next_tick += self.config.sampling_s
-
-    async def run(self, start: float, until: float) -> AgentStats:
-        """Sample at ``start``, ``start + sampling_s``, ... while ``< until``; reconnect with
-        jittered exponential backoff when the broker is away (samples keep accumulating)."""
-        self._next_tick = start
+    async def _send_loop(self) -> None:
         while True:
             try:
-                await self._session(until)
-                return self.stats
+                await self._session()
+                return
             except LinkError as exc:
                 self.stats.reconnects += 1
                 delay = self._backoff_s * random.uniform(0.5, 1.0)
                 log.warning("node %s: broker link lost (%s); retry in %.1f s",
                             self.config.node, exc, delay)  # fmt: skip
-                await self._sample_offline(until, delay)
+                await asyncio.sleep(delay)
                 self._backoff_s = min(self._backoff_s * 2, RECONNECT_MAX_S)
 
-    async def _sample_offline(self, until: float, wait_s: float) -> None:
-        """Keep sampling into the outbox for ``wait_s`` real seconds while the broker is away."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while (left := deadline - loop.time()) > 0:
-            if self._next_tick < until and self.clock.now() >= self._next_tick:
-                await self._sample_due()
-                continue
-            await asyncio.sleep(min(left, 0.05))
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def first_tick(self, now: float) -> float:
+        """The next whole multiple of the sampling period (samples line up across nodes)."""
+        period = self.settings.sampling_s
+        return math.ceil(now / period) * period
+
+    async def run(self, start: float | None = None, until: float = math.inf) -> AgentStats:
+        """Sample at ``start``, then every sampling period while ``< until``; deliver what is
+        in the outbox; then mark the node offline. With the defaults it runs until cancelled."""
+        start = self.first_tick(self.clock.now()) if start is None else start
+        self._sampling_done = False
+        sender = asyncio.create_task(self._send_loop())
+        pushers = [asyncio.create_task(self._push_loop(s)) for s in self.push_sources]
+        try:
+            await self._sample_loop(start, until)
+            self._sampling_done = True
+            self._pending.set()
+            await sender
+        finally:
+            await cancel_and_wait(sender, *pushers)
+        return self.stats

@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from edge import AgentConfig, EdgeAgent
+from edge import AgentConfig, EdgeAgent, Outbox, Settings
 from firmware_sim._scenario import Scenario
 from firmware_sim._signals import SimulatedDriver
 from tianwang.clock import AcceleratedClock
@@ -19,7 +19,6 @@ class FleetRun:
     start: float  # simulated epoch seconds of the first sample
     end: float  # simulated epoch seconds; no sample at or after it
     readings_published: dict[str, int]  # node -> readings acknowledged by the broker
-    seqs: dict[str, list[int]]  # node -> every seq acknowledged, in order
     wall_s: float
 
 
@@ -38,11 +37,11 @@ async def run_fleet(
     clock = AcceleratedClock(start, speed)
     chosen = [registry.nodes[n] for n in (nodes or sorted(registry.nodes))]
     agents = [
-        EdgeAgent(
-            AgentConfig(n.place, broker, n.sampling_s), SimulatedDriver(n, scenario, start), clock
-        )
+        EdgeAgent(AgentConfig(n.place, broker, Settings(sampling_s=n.sampling_s)),
+                  [SimulatedDriver(n, scenario, start)], clock,
+                  outbox=Outbox(":memory:", n.id))
         for n in chosen
-    ]
+    ]  # fmt: skip
     began = time.monotonic()
     async with asyncio.TaskGroup() as group:
         for agent in agents:
@@ -51,6 +50,5 @@ async def run_fleet(
         start=start,
         end=end,
         readings_published={a.config.node: a.stats.readings_published for a in agents},
-        seqs={a.config.node: a.stats.published_seqs for a in agents},
         wall_s=time.monotonic() - began,
     )

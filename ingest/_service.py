@@ -17,6 +17,7 @@ from ingest._dedup import SeqWindow
 from ingest._influx import InfluxV1Sink, SinkError
 from ingest._lines import node_tags, reading_line
 from ingest._validate import MessageValidator
+from tianwang.aio import cancel_and_wait
 from tianwang.codec import PayloadError
 from tianwang.mqtt import BrokerAddress, LinkError, MqttLink
 from tianwang.quantities import quantity_table
@@ -131,11 +132,7 @@ class IngestService:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         await self.flush()
         await self._disconnect()
 

@@ -10,7 +10,7 @@ import pytest
 import edge._agent as agent_module
 import ingest._service as ingest_module
 from detect import Detector
-from edge import AgentConfig, EdgeAgent, SensorValue
+from edge import AgentConfig, EdgeAgent, SensorValue, Settings
 from ingest import InfluxV1Sink, IngestConfig, IngestService
 from tianwang.clock import AcceleratedClock
 from tianwang.codec import Status, decode_status
@@ -37,8 +37,8 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def make_agent(county: Registry, broker: Mosquitto, speed: float) -> EdgeAgent:
     node = county.nodes["yy-0001"]
-    config = AgentConfig(node.place, BrokerAddress.parse(broker.url), sampling_s=60.0)
-    return EdgeAgent(config, ConstantDriver(), AcceleratedClock(T0, speed))
+    config = AgentConfig(node.place, BrokerAddress.parse(broker.url), Settings(sampling_s=60.0))
+    return EdgeAgent(config, [ConstantDriver()], AcceleratedClock(T0, speed), track_seqs=True)
 
 
 async def retained_status(broker: Mosquitto, topic: str) -> Status:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Self
 
 import aiomqtt
@@ -28,8 +29,8 @@ class BrokerAddress:
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """``mqtt://[user:password@]host:port``."""
-        rest = url.removeprefix("mqtt://")
+        """``mqtt://[user:password@]host:port`` (or ``mqtts://``; TLS is set by TlsFiles)."""
+        rest = url.removeprefix("mqtts://").removeprefix("mqtt://")
         user = password = None
         if "@" in rest:
             creds, rest = rest.rsplit("@", 1)
@@ -41,10 +42,29 @@ class BrokerAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """CA certificate to verify the broker; client certificate and key when it asks for one."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LastWill:
     topic: str
     payload: bytes
     retain: bool = True
+
+
+def _tls_parameters(tls: TlsFiles | None) -> aiomqtt.TLSParameters | None:
+    if tls is None:
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=str(tls.ca),
+        certfile=str(tls.cert) if tls.cert else None,
+        keyfile=str(tls.key) if tls.key else None,
+    )
 
 
 class MqttLink:
@@ -56,6 +76,7 @@ class MqttLink:
             (subscriptions and queued QoS 1 messages) while we are away.
         will: published by the broker if the connection dies without a DISCONNECT.
         max_queued_incoming: bound of the receive queue (0 = unbounded).
+        tls: verify the broker with this CA (and present a client certificate).
     """
 
     def __init__(
@@ -67,6 +88,7 @@ class MqttLink:
         session_expiry_s: int = 0,
         max_queued_incoming: int = 0,
         keepalive_s: int = 30,
+        tls: TlsFiles | None = None,
     ) -> None:
         properties = Properties(PacketTypes.CONNECT)
         if session_expiry_s:
@@ -85,6 +107,7 @@ class MqttLink:
             if will
             else None,
             max_queued_incoming_messages=max_queued_incoming,
+            tls_params=_tls_parameters(tls),
         )
 
     async def __aenter__(self) -> Self:
