@@ -83,6 +83,7 @@ class EdgeAgent:
         self._started = time.monotonic()
         self._backoff_s = RECONNECT_MIN_S
         self._pending = asyncio.Event()
+        self._stop = asyncio.Event()
         self._sampling_done = False
 
     # --- sampling ---------------------------------------------------------------------------
@@ -134,10 +135,26 @@ class EdgeAgent:
 
     async def _sample_loop(self, start: float, until: float) -> None:
         tick = start
-        while tick < until:
-            await self.clock.sleep_until(tick)
-            await self.sample(tick)
-            tick += self.settings.sampling_s
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            while tick < until:
+                sleeping = asyncio.ensure_future(self.clock.sleep_until(tick))
+                await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done():
+                    sleeping.cancel()
+                    return
+                await self.sample(tick)
+                tick += self.settings.sampling_s
+        finally:
+            stopping.cancel()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        """Stop sampling; ``run`` then delivers what the outbox holds and returns. What cannot
+        be delivered stays in the (persistent) outbox for the next start."""
+        self._stop.set()
 
     async def _push_loop(self, source: PushSource) -> None:
         async for sample in source.samples():

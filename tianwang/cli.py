@@ -22,6 +22,17 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.readings_published == result.readings_stored else 1
 
 
+def _edge_run(args: argparse.Namespace) -> int:
+    from edge import AgentConfigError
+    from tianwang.node_runtime import run_node
+
+    try:
+        return asyncio.run(run_node(args.config))
+    except AgentConfigError as exc:
+        print(f"invalid agent configuration: {exc}", file=sys.stderr)
+        return 2
+
+
 def _check_grid(args: argparse.Namespace) -> int:
     try:
         registry = load_registry(args.grid)
@@ -52,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-grid", help="validate a grid file")
     check.add_argument("grid", type=Path)
     check.set_defaults(run=_check_grid)
+
+    edge = sub.add_parser("edge", help="the edge agent of one node")
+    edge_sub = edge.add_subparsers(dest="edge_command", required=True)
+    edge_run = edge_sub.add_parser("run", help="run the agent from its configuration file")
+    edge_run.add_argument("--config", type=Path, required=True)
+    edge_run.set_defaults(run=_edge_run)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
