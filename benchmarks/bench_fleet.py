@@ -1,0 +1,104 @@
+"""Fleet runner at scale: N virtual nodes, 6 quantities each, 60 s sampling, in real time.
+
+One process runs every node as a real edge agent (own MQTT connection, outbox, driver)
+against a private Mosquitto. Nodes sample at staggered phases. After a warm-up (every node
+connected and sampling), readings acknowledged by the broker are counted over a window and
+compared with what the fleet should produce in that window.
+
+    python benchmarks/bench_fleet.py [--nodes 10000] [--window-s 120] [--warmup-s 75]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from firmware_sim import Fleet, load_scenario
+from tianwang.clock import WallClock
+from tianwang.mqtt import BrokerAddress
+from tianwang.registry import Registry, parse_registry
+from tianwang.services import Mosquitto
+
+HERE = Path(__file__).resolve().parent
+QUANTITIES = ["PM2.5", "PM10", "SO2", "NO2", "CO", "O3"]
+SAMPLING_S = 60.0
+
+
+def synthetic_county(
+    nodes: int, per_village: int = 10, villages_per_township: int = 50
+) -> Registry:
+    """A county of ``nodes`` air nodes: townships of villages of ``per_village`` nodes."""
+    townships: list[dict[str, object]] = []
+    n = 0
+    while n < nodes:
+        t = len(townships)
+        villages = []
+        for v in range(villages_per_township):
+            if n >= nodes:
+                break
+            count = min(per_village, nodes - n)
+            villages.append({
+                "id": f"v{v:03d}", "officer": {"id": f"o-{t}-{v}", "name": f"officer {t}-{v}"},
+                "nodes": [{"id": f"n{n + k:05d}", "lat": 36.0 + t * 0.05, "lon": 118.0 + v * 0.01,
+                           "sampling_s": SAMPLING_S, "quantities": QUANTITIES}
+                          for k in range(count)],
+            })  # fmt: skip
+            n += count
+        townships.append({"id": f"t{t:02d}", "villages": villages})
+    return parse_registry({"county": {"id": "bench"}, "townships": townships})
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(broker: Mosquitto, nodes: int, warmup_s: float, window_s: float) -> dict:
+    registry = synthetic_county(nodes)
+    scenario = load_scenario(HERE / "data" / "fleet_scenario.yaml", registry)
+    start = time.time() + 2.0
+    end = start + warmup_s + window_s + SAMPLING_S
+    fleet = Fleet(registry, scenario, BrokerAddress.parse(broker.url), clock=WallClock(),
+                  start=start, end=end, stagger=True, health_s=3600)  # fmt: skip
+    run = asyncio.create_task(fleet.run())
+    await asyncio.sleep(start + warmup_s - time.time())
+    published0, cpu0, t0 = fleet.readings_published(), cpu_s(), time.monotonic()
+    await asyncio.sleep(window_s)
+    published1, cpu1, t1 = fleet.readings_published(), cpu_s(), time.monotonic()
+    for agent in fleet.agents:
+        agent.stop()
+    await run
+    elapsed = t1 - t0
+    intended = nodes * len(QUANTITIES) / SAMPLING_S
+    achieved = (published1 - published0) / elapsed
+    return {
+        "bench": "fleet",
+        "nodes": nodes,
+        "window_s": round(elapsed, 1),
+        "intended_readings_per_s": round(intended, 1),
+        "achieved_readings_per_s": round(achieved, 1),
+        "achieved_ratio": round(achieved / intended, 4),
+        "fleet_cpu_pct_one_core": round(100 * (cpu1 - cpu0) / elapsed, 1),
+        "fleet_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "reconnects": sum(a.stats.reconnects for a in fleet.agents),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--warmup-s", type=float, default=75.0)
+    parser.add_argument("--window-s", type=float, default=120.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tw-fleet-") as tmp, Mosquitto(Path(tmp)) as broker:
+        result = asyncio.run(measure(broker, args.nodes, args.warmup_s, args.window_s))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
