@@ -16,6 +16,7 @@ from edge._config import (
 from edge._driver import Driver, PushSource, Sample, SensorValue
 from edge._hj212 import CodeTable, Hj212Error, load_codes
 from edge._hj212_bridge import Hj212Bridge, Hj212Stats
+from edge._modbus import ModbusChannel, ModbusConfig, ModbusConfigError, ModbusDriver
 from edge._outbox import Outbox, OutboxError
 from edge._remote import parse_remote_config
 
@@ -31,6 +32,10 @@ __all__ = [
     "Hj212Bridge",
     "Hj212Error",
     "Hj212Stats",
+    "ModbusChannel",
+    "ModbusConfig",
+    "ModbusConfigError",
+    "ModbusDriver",
     "Outbox",
     "OutboxConfig",
     "OutboxError",

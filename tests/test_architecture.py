@@ -27,6 +27,7 @@ ADAPTERS = {
     "paho": {"tianwang/mqtt.py"},
     "numba": {"detect/_kernels.py"},
     "sqlalchemy": {"grid/_store.py"},
+    "pymodbus": {"edge/_modbus.py"},
     "httpx": {"ingest/_influx.py", "tianwang/services.py"},
 }
 PROJECT = set(ALLOWED)

@@ -8,8 +8,10 @@ SIGINT, then lets it deliver what it can and exits; the outbox keeps the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,16 @@ from edge import (
     Driver,
     EdgeAgent,
     Hj212Bridge,
+    ModbusChannel,
+    ModbusConfig,
+    ModbusConfigError,
+    ModbusDriver,
     PushSource,
+    Sample,
     SensorConfig,
     SensorValue,
     load_agent_config,
+    load_codes,
 )
 from firmware_sim import SimulatedDriver, load_scenario
 from tianwang.aio import cancel_and_wait
@@ -59,6 +67,48 @@ def _simulated(config: AgentConfig, spec: dict[str, Any], sensors: list[SensorCo
     return _OnlyConfigured(SimulatedDriver(node, scenario, start), {s.quantity for s in sensors})
 
 
+class _ConfiguredPush:
+    """A pushed source keeping only the quantities the configuration lists for it."""
+
+    def __init__(self, source: PushSource, quantities: set[str]) -> None:
+        self.source = source
+        self.quantities = quantities
+
+    async def samples(self) -> AsyncIterator[Sample]:
+        async for sample in self.source.samples():
+            values = [v for v in sample.values if v.quantity in self.quantities]
+            if values:
+                yield Sample(sample.sample_time, values)
+
+
+@contextlib.asynccontextmanager
+async def _hj212(name: str, spec: dict[str, Any], sensors: list[SensorConfig]
+                 ) -> AsyncIterator[PushSource]:  # fmt: skip
+    """The bridge, with each sensor's channel (factor code) reporting in the sensor's unit."""
+    try:
+        codes = load_codes().with_units({str(s.channel): s.unit for s in sensors})
+    except ValueError as exc:
+        raise AgentConfigError(f"drivers.{name}: {exc}") from exc
+    bridge = Hj212Bridge(str(spec.get("host", "127.0.0.1")), int(spec.get("port", 0)),
+                         codes=codes, allowed_mn=spec.get("allowed_mn"),
+                         password=spec.get("password"))  # fmt: skip
+    async with bridge:
+        yield _ConfiguredPush(bridge, {s.quantity for s in sensors})
+
+
+def _modbus(config: AgentConfig, name: str, spec: dict[str, Any]) -> ModbusDriver:
+    try:
+        modbus = ModbusConfig.from_dict(spec, f"drivers.{name}")
+        channels = [
+            ModbusChannel.from_dict(s.channel, f"sensors[{i}].channel", quantity=s.quantity,
+                                    unit=s.unit, transport=modbus.transport)
+            for i, s in enumerate(config.sensors) if s.driver == name
+        ]  # fmt: skip
+    except ModbusConfigError as exc:
+        raise AgentConfigError(str(exc)) from exc
+    return ModbusDriver(modbus, channels)
+
+
 async def build_sources(config: AgentConfig, base: Path, stack: AsyncExitStack
                         ) -> tuple[list[Driver], list[PushSource]]:  # fmt: skip
     """The drivers and pushed sources the configuration names, entered into ``stack``."""
@@ -69,10 +119,10 @@ async def build_sources(config: AgentConfig, base: Path, stack: AsyncExitStack
         kind = spec["kind"]
         if kind == "simulated":
             drivers.append(_simulated(config, spec, sensors, base))
+        elif kind == "modbus":
+            drivers.append(await stack.enter_async_context(_modbus(config, name, spec)))
         elif kind == "hj212":
-            bridge = Hj212Bridge(str(spec.get("host", "127.0.0.1")), int(spec.get("port", 0)),
-                                 allowed_mn=spec.get("allowed_mn"), password=spec.get("password"))
-            pushed.append(await stack.enter_async_context(bridge))
+            pushed.append(await stack.enter_async_context(_hj212(name, spec, sensors)))
         else:
             raise AgentConfigError(f"drivers.{name}.kind: unknown driver kind {kind!r}")
     return drivers, pushed
