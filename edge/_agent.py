@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge._config import AgentConfig, Settings
@@ -61,11 +61,13 @@ class EdgeAgent:
         outbox: defaults to the one ``config.outbox`` describes.
         push_sources: sources that deliver samples when they like (HJ 212 bridge).
         track_seqs: keep every acknowledged seq in ``stats`` (tests).
+        link_factory: builds the MQTT connection (the simulator injects network faults here).
     """
 
     def __init__(self, config: AgentConfig, drivers: Sequence[Driver], clock: Clock, *,
                  outbox: Outbox | None = None, push_sources: Sequence[PushSource] = (),
-                 track_seqs: bool = False) -> None:  # fmt: skip
+                 track_seqs: bool = False,
+                 link_factory: Callable[..., MqttLink] = MqttLink) -> None:  # fmt: skip
         self.config = config
         self.settings: Settings = config.settings
         self.drivers = list(drivers)
@@ -76,6 +78,7 @@ class EdgeAgent:
                                        synchronous=config.outbox.synchronous)  # type: ignore[arg-type]
         self.stats = AgentStats()
         self.track_seqs = track_seqs
+        self.link_factory = link_factory
         self.cfg_id: str | None = None
         self._topic = {k: config.place.topic(k) for k in ("data", "status", "cfg", "cfg_ack",
                                                           "health")}  # fmt: skip
@@ -221,8 +224,8 @@ class EdgeAgent:
     async def _session(self) -> None:
         node = self.config.node
         will = LastWill(self._topic["status"], _status(node, "offline", None))
-        async with MqttLink(self.config.broker, f"tw-edge-{node}", will=will,
-                            tls=self.config.tls) as link:  # fmt: skip
+        async with self.link_factory(self.config.broker, f"tw-edge-{node}", will=will,
+                                     tls=self.config.tls) as link:  # fmt: skip
             self._backoff_s = RECONNECT_MIN_S
             await link.subscribe(self._topic["cfg"], qos=1)
             await link.publish(self._topic["status"], _status(node, "online", self.clock.now()),

@@ -6,6 +6,8 @@ async iterator of (topic, payload); aiomqtt's exceptions become ``LinkError`` he
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +139,14 @@ class MqttLink:
             await self._client.subscribe(topic_filter, qos=qos)
         except aiomqtt.MqttError as exc:
             raise LinkError(str(exc)) from exc
+
+    def sever(self) -> None:
+        """Drop the TCP connection without a DISCONNECT, as a network fault does: the broker
+        publishes the last will and the next operation raises LinkError. For simulation."""
+        sock = self._client._client.socket()  # paho's socket; None when not connected
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
         try:
