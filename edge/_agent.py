@@ -19,7 +19,7 @@ from edge._config import AgentConfig, Settings
 from edge._driver import Driver, PushSource, SensorValue
 from edge._health import health_report
 from edge._outbox import Outbox
-from edge._remote import RemoteConfig, encode_cfg_ack, parse_remote_config
+from edge._remote import RemoteConfig, encode_cfg_ack, parse_remote_config, readable_id
 from tianwang.aio import cancel_and_wait
 from tianwang.clock import Clock
 from tianwang.codec import Reading, Status, encode_data, encode_status
@@ -97,9 +97,16 @@ class EdgeAgent:
             self._factors[key] = quantity_table().factor(*key)
         return self._factors[key]
 
-    def _condition(self, v: SensorValue) -> tuple[str, float, str, str]:
-        """Calibrate in the sensor's unit, convert to the canonical unit, pre-check."""
-        canonical = quantity_table().quantities[v.quantity].unit
+    def _condition(self, v: SensorValue) -> tuple[str, float, str, str] | None:
+        """Calibrate in the sensor's unit, convert to the canonical unit, pre-check. A value
+        of an unknown quantity is dropped (counted); one in an unknown unit becomes a fault."""
+        quantity = quantity_table().quantities.get(v.quantity)
+        if quantity is None:
+            self.stats.unit_errors += 1
+            log.warning("node %s: driver reported unknown quantity %r", self.config.node,
+                        v.quantity)  # fmt: skip
+            return None
+        canonical = quantity.unit
         try:
             factor = self._factor(v)
         except UnitError as exc:
@@ -117,7 +124,8 @@ class EdgeAgent:
 
     def store(self, sample_time: float, values: list[SensorValue]) -> list[Reading]:
         """Condition, number and store one sample's values; the sender is woken."""
-        readings = self.outbox.put(round(sample_time * 1000), [self._condition(v) for v in values])
+        rows = [row for row in map(self._condition, values) if row is not None]
+        readings = self.outbox.put(round(sample_time * 1000), rows)
         self.stats.samples += 1
         self.stats.readings_stored += len(readings)
         self._pending.set()
@@ -204,7 +212,8 @@ class EdgeAgent:
         except ValueError as exc:
             self.stats.cfg_rejected += 1
             log.warning("node %s: cfg rejected: %s", self.config.node, exc)
-            ack = encode_cfg_ack(self.config.node, None, "rejected", str(exc), self.clock.now())
+            ack = encode_cfg_ack(self.config.node, readable_id(payload), "rejected", str(exc),
+                                 self.clock.now())  # fmt: skip
             await link.publish(self._topic["cfg_ack"], ack)
             return
         if remote.id == self.cfg_id:
@@ -244,11 +253,15 @@ class EdgeAgent:
             try:
                 await self._session()
                 return
-            except LinkError as exc:
+            except Exception as exc:  # the sender must outlive any failure; the outbox waits
                 self.stats.reconnects += 1
                 delay = self._backoff_s * random.uniform(0.5, 1.0)
-                log.warning("node %s: broker link lost (%s); retry in %.1f s",
-                            self.config.node, exc, delay)  # fmt: skip
+                if isinstance(exc, LinkError):
+                    log.warning("node %s: broker link lost (%s); retry in %.1f s",
+                                self.config.node, exc, delay)  # fmt: skip
+                else:
+                    log.exception("node %s: sender failed; retry in %.1f s", self.config.node,
+                                  delay)  # fmt: skip
                 await asyncio.sleep(delay)
                 self._backoff_s = min(self._backoff_s * 2, RECONNECT_MAX_S)
 

@@ -20,6 +20,12 @@ from tianwang.topics import NodeTopic
 IDENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
+CONFIG_KEYS = frozenset({"node", "place", "broker", "sampling_s", "health_s", "drivers",
+                         "sensors", "calibration", "precheck", "outbox", "backlog"})  # fmt: skip
+BROKER_KEYS = frozenset({"url", "username", "password", "password_file", "tls"})
+SENSOR_KEYS = frozenset({"driver", "channel", "quantity", "unit"})
+
+
 class AgentConfigError(ValueError):
     """A configuration (file or cfg message) that cannot be used; names the field."""
 
@@ -106,11 +112,41 @@ def _required(raw: dict[str, Any], key: str, where: str) -> Any:
 def _number(raw: dict[str, Any], key: str, where: str, default: float, *, low: float,
             high: float) -> float:  # fmt: skip
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise AgentConfigError(f"{where}.{key}: must be a number, got {value!r}")
     if not low <= value <= high:
         raise AgentConfigError(f"{where}.{key}: must be in [{low}, {high}], got {value}")
     return float(value)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (YAML integers are unbounded)
+        return False
+
+
+def _keys(raw: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """A misspelt key is an error, not a silent default."""
+    unknown = sorted(str(k) for k in set(raw) - allowed)
+    if unknown:
+        raise AgentConfigError(f"{where}: unknown keys {unknown}")
+
+
+def _text(value: Any, where: str) -> str | None:
+    """An optional scalar given as text (YAML reads ``password: 123456`` as a number)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise AgentConfigError(f"{where}: must be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _path(base: Path, value: Any, where: str) -> Path:
+    try:
+        return (base / str(value)).resolve()
+    except (OSError, ValueError) as exc:
+        raise AgentConfigError(f"{where}: {exc}") from exc
 
 
 def _ident(raw: dict[str, Any], key: str, where: str) -> str:
@@ -121,7 +157,7 @@ def _ident(raw: dict[str, Any], key: str, where: str) -> str:
 
 
 def _quantity(value: Any, where: str) -> str:
-    if value not in quantity_table().quantities:
+    if not isinstance(value, str) or value not in quantity_table().quantities:
         raise AgentConfigError(f"{where}: unknown quantity {value!r}")
     return str(value)
 
@@ -135,6 +171,7 @@ def parse_settings(raw: dict[str, Any], where: str, base: Settings | None = None
         w = f"{where}.calibration.{quantity}"
         _quantity(quantity, w)
         cal = _section(cal, w)
+        _keys(cal, frozenset({"gain", "offset"}), w)
         calibration[quantity] = Calibration(
             _number(cal, "gain", w, 1.0, low=1e-6, high=1e6),
             _number(cal, "offset", w, 0.0, low=-1e9, high=1e9),
@@ -144,6 +181,7 @@ def parse_settings(raw: dict[str, Any], where: str, base: Settings | None = None
         w = f"{where}.precheck.{quantity}"
         _quantity(quantity, w)
         bounds = _section(bounds, w)
+        _keys(bounds, frozenset({"min", "max"}), w)
         low = _number(bounds, "min", w, -1e12, low=-1e12, high=1e12)
         high = _number(bounds, "max", w, 1e12, low=-1e12, high=1e12)
         if low >= high:
@@ -154,11 +192,12 @@ def parse_settings(raw: dict[str, Any], where: str, base: Settings | None = None
 
 def _sensor(raw: Any, drivers: dict[str, dict[str, Any]], where: str) -> SensorConfig:
     raw = _section(raw, where)
+    _keys(raw, SENSOR_KEYS, where)
     driver = _required(raw, "driver", where)
-    if driver not in drivers:
+    if not isinstance(driver, str) or driver not in drivers:
         raise AgentConfigError(f"{where}.driver: no driver named {driver!r} under drivers")
     quantity = _quantity(_required(raw, "quantity", where), f"{where}.quantity")
-    unit = str(_required(raw, "unit", where))
+    unit = _text(_required(raw, "unit", where), f"{where}.unit") or ""
     try:
         quantity_table().factor(quantity, unit)
     except UnitError as exc:
@@ -170,11 +209,12 @@ def _tls(raw: Any, base: Path) -> TlsFiles | None:
     if raw is None:
         return None
     raw = _section(raw, "broker.tls")
+    _keys(raw, frozenset({"ca", "cert", "key"}), "broker.tls")
     files = {}
     for key in ("ca", "cert", "key"):
         value = raw.get(key)
         if value is not None:
-            path = (base / str(value)).resolve()
+            path = _path(base, value, f"broker.tls.{key}")
             if not path.is_file():
                 raise AgentConfigError(f"broker.tls.{key}: no file {path}")
             files[key] = path
@@ -192,13 +232,15 @@ def _broker(raw: Any, base: Path) -> tuple[BrokerAddress, TlsFiles | None]:
         address = BrokerAddress.parse(url)
     except ValueError as exc:
         raise AgentConfigError(f"broker.url: {exc}") from exc
-    password = raw.get("password")
+    _keys(raw, BROKER_KEYS, "broker")
+    password = _text(raw.get("password"), "broker.password")
     if raw.get("password_file"):
+        path = _path(base, raw["password_file"], "broker.password_file")
         try:
-            password = (base / str(raw["password_file"])).read_text("utf-8").strip()
-        except OSError as exc:
+            password = path.read_text("utf-8").strip()
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise AgentConfigError(f"broker.password_file: {exc}") from exc
-    username = raw.get("username")
+    username = _text(raw.get("username"), "broker.username")
     address = BrokerAddress(address.host, address.port, username or address.username,
                             password or address.password)  # fmt: skip
     return address, _tls(raw.get("tls"), base)
@@ -207,8 +249,10 @@ def _broker(raw: Any, base: Path) -> tuple[BrokerAddress, TlsFiles | None]:
 def parse_agent_config(raw: Any, base: Path = Path(".")) -> AgentConfig:
     """Validate a whole agent configuration; relative file paths are relative to ``base``."""
     raw = _section(raw, "config")
+    _keys(raw, CONFIG_KEYS, "config")
     node = _ident(raw, "node", "config")
     place_raw = _section(_required(raw, "place", "config"), "place")
+    _keys(place_raw, frozenset({"county", "township", "village"}), "place")
     place = NodeTopic(*(_ident(place_raw, k, "place") for k in ("county", "township", "village")),
                       node)  # fmt: skip
     broker, tls = _broker(_required(raw, "broker", "config"), base)
@@ -217,21 +261,25 @@ def parse_agent_config(raw: Any, base: Path = Path(".")) -> AgentConfig:
         spec = _section(spec, f"drivers.{name}")
         _required(spec, "kind", f"drivers.{name}")
         drivers[str(name)] = spec
-    sensors = tuple(_sensor(s, drivers, f"sensors[{i}]")
-                    for i, s in enumerate(raw.get("sensors") or []))  # fmt: skip
+    sensor_list = raw.get("sensors") or []
+    if not isinstance(sensor_list, list):
+        raise AgentConfigError("sensors: must be a list")
+    sensors = tuple(_sensor(s, drivers, f"sensors[{i}]") for i, s in enumerate(sensor_list))
     if not sensors:
         raise AgentConfigError("sensors: at least one sensor is needed")
     outbox_raw = _section(raw.get("outbox"), "outbox")
     synchronous = str(outbox_raw.get("synchronous", "FULL")).upper()
     if synchronous not in ("FULL", "NORMAL"):
         raise AgentConfigError("outbox.synchronous: must be FULL or NORMAL")
+    _keys(outbox_raw, frozenset({"path", "max_readings", "synchronous"}), "outbox")
     path = outbox_raw.get("path", ":memory:")
     outbox = OutboxConfig(
-        path if path == ":memory:" else str((base / str(path)).resolve()),
+        path if path == ":memory:" else str(_path(base, path, "outbox.path")),
         int(_number(outbox_raw, "max_readings", "outbox", 1_000_000, low=1, high=1e9)),
         synchronous,
     )
     backlog_raw = _section(raw.get("backlog"), "backlog")
+    _keys(backlog_raw, frozenset({"batch_readings", "max_messages_per_s"}), "backlog")
     backlog = BacklogConfig(
         int(_number(backlog_raw, "batch_readings", "backlog", 240, low=1, high=1000)),
         _number(backlog_raw, "max_messages_per_s", "backlog", 20.0, low=0.1, high=10000),

@@ -34,15 +34,29 @@ def parse_remote_config(payload: bytes, current: Settings) -> RemoteConfig:
         raise AgentConfigError(f"cfg: not JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise AgentConfigError("cfg: must be a JSON object")
-    if raw.get("v") != 1:
-        raise AgentConfigError(f"cfg.v: must be 1, got {raw.get('v')!r}")
+    version = raw.get("v")
+    if isinstance(version, bool) or version != 1:
+        raise AgentConfigError(f"cfg.v: must be 1, got {version!r}")
     unknown = set(raw) - KEYS
     if unknown:
         raise AgentConfigError(f"cfg: unknown keys {sorted(unknown)}")
     cfg_id = raw.get("id")
     if not isinstance(cfg_id, str) or not 0 < len(cfg_id) <= 64:
         raise AgentConfigError("cfg.id: must be a string of 1-64 characters")
+    for key in ("sampling_s", "calibration", "precheck"):
+        if key in raw and raw[key] is None:
+            raise AgentConfigError(f"cfg.{key}: must not be null (leave it out to keep it)")
     return RemoteConfig(cfg_id, parse_settings(raw, "cfg", current))
+
+
+def readable_id(payload: bytes) -> str | None:
+    """The id of a cfg that may be invalid, so that a rejection can name it."""
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    cfg_id = raw.get("id") if isinstance(raw, dict) else None
+    return cfg_id if isinstance(cfg_id, str) and 0 < len(cfg_id) <= 64 else None
 
 
 def encode_cfg_ack(node: str, cfg_id: str | None, status: str, reason: str | None,

@@ -38,8 +38,8 @@ class BrokerAddress:
             creds, rest = rest.rsplit("@", 1)
             user, _, password = creds.partition(":")
         host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"broker URL must be mqtt://host:port, got {url!r}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"broker URL must be mqtt://host:port (port 1-65535), got {url!r}")
         return cls(host, int(port), user or None, password or None)
 
 
