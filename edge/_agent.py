@@ -73,9 +73,12 @@ class EdgeAgent:
         self.drivers = list(drivers)
         self.push_sources = list(push_sources)
         self.clock = clock
-        self.outbox = outbox or Outbox(config.outbox.path, config.node,
-                                       max_readings=config.outbox.max_readings,
-                                       synchronous=config.outbox.synchronous)  # type: ignore[arg-type]
+        self.outbox = outbox or Outbox(
+            config.outbox.path,
+            config.node,
+            max_readings=config.outbox.max_readings,
+            synchronous=config.outbox.synchronous,
+        )  # type: ignore[arg-type]
         self.stats = AgentStats()
         self.track_seqs = track_seqs
         self.link_factory = link_factory

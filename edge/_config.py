@@ -149,6 +149,13 @@ def _path(base: Path, value: Any, where: str) -> Path:
         raise AgentConfigError(f"{where}: {exc}") from exc
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
 def _ident(raw: dict[str, Any], key: str, where: str) -> str:
     value = _required(raw, key, where)
     if not isinstance(value, str) or not 0 < len(value) <= 64 or set(value) - IDENT_CHARS:
@@ -215,7 +222,7 @@ def _tls(raw: Any, base: Path) -> TlsFiles | None:
         value = raw.get(key)
         if value is not None:
             path = _path(base, value, f"broker.tls.{key}")
-            if not path.is_file():
+            if not _is_file(path):
                 raise AgentConfigError(f"broker.tls.{key}: no file {path}")
             files[key] = path
     if "ca" not in files:

@@ -37,8 +37,8 @@ def test_every_published_reading_is_stored_once_per_node(
 ) -> None:
     published = demo_run.fleet.readings_published
     assert set(published) == set(county.nodes)
-    # 2 simulated hours at 60 s sampling, 6 quantities per node.
-    assert all(n == 120 * 6 for n in published.values()), published
+    # 2 simulated hours at 60 s sampling, every quantity of every node.
+    assert published == {n: 120 * len(node.quantities) for n, node in county.nodes.items()}
     assert demo_run.stored_by_node == published
     assert demo_run.rejections == {}
     assert demo_run.ingest_counts.get("duplicate", 0) == 0

@@ -55,7 +55,7 @@ def test_example_county_counts(county: Registry) -> None:
     assert county.timezone == "Asia/Shanghai"
     assert len(county.township_names) == 4
     assert len(county.villages) == 16
-    assert len(county.nodes) == 64
+    assert len(county.nodes) == 68  # 64 air, 2 water, 2 noise
     assert Counter(v.township for v in county.villages.values()) == dict.fromkeys(
         county.township_names, 4
     )
