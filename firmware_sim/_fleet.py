@@ -9,12 +9,21 @@ large fleet does not hit the broker all in the same millisecond.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge import AgentConfig, EdgeAgent, Outbox, Settings
+from edge import AgentConfig, Driver, EdgeAgent, Outbox, Settings
+from firmware_sim._netsim import (
+    BrokerControl,
+    FaultyLink,
+    NodeNetwork,
+    PoweredDriver,
+    SkewedAgent,
+    restart_broker,
+)
 from firmware_sim._scenario import Scenario
 from firmware_sim._signals import SimulatedDriver
 from tianwang.clock import AcceleratedClock, Clock
@@ -35,20 +44,32 @@ class Fleet:
 
     def __init__(self, registry: Registry, scenario: Scenario, broker: BrokerAddress, *,
                  clock: Clock, start: float, end: float, nodes: Sequence[str] | None = None,
-                 stagger: bool = False, health_s: float = 600.0) -> None:  # fmt: skip
+                 stagger: bool = False, health_s: float = 600.0,
+                 broker_control: BrokerControl | None = None) -> None:  # fmt: skip
         self.start = start
         self.end = end
         self.clock = clock
         self.stagger = stagger
+        self.scenario = scenario
+        self.broker_control = broker_control
+        if scenario.broker_downtimes() and broker_control is None:
+            raise ValueError("the scenario restarts the broker: pass broker_control")
         chosen = [registry.nodes[n] for n in (nodes or sorted(registry.nodes))]
         self.agents = [self._agent(n, scenario, broker, health_s) for n in chosen]
 
     def _agent(self, node: Node, scenario: Scenario, broker: BrokerAddress,
                health_s: float) -> EdgeAgent:  # fmt: skip
+        """A real agent; where the scenario has network faults for the node, wrapped in them."""
         config = AgentConfig(node.place, broker, Settings(sampling_s=node.sampling_s),
                              health_s=health_s)  # fmt: skip
-        driver = SimulatedDriver(node, scenario, self.start)
-        return EdgeAgent(config, [driver], self.clock, outbox=Outbox(":memory:", node.id))
+        driver: Driver = SimulatedDriver(node, scenario, self.start)
+        outbox = Outbox(":memory:", node.id)
+        if not scenario.network_faults_for(node.id):
+            return EdgeAgent(config, [driver], self.clock, outbox=outbox)
+        network = NodeNetwork(scenario, node.id, self.start, self.clock)
+        return SkewedAgent(config, [PoweredDriver(driver, network)], self.clock, outbox=outbox,
+                           link_factory=functools.partial(FaultyLink, network),
+                           scenario=scenario, start=self.start)  # fmt: skip
 
     def _first_sample(self, agent: EdgeAgent) -> float:
         if not self.stagger:
@@ -62,6 +83,9 @@ class Fleet:
     async def run(self) -> FleetRun:
         began = time.monotonic()
         async with asyncio.TaskGroup() as group:
+            if self.broker_control is not None:
+                downtimes = self.scenario.broker_downtimes(self.start)
+                group.create_task(restart_broker(self.broker_control, self.clock, downtimes))
             for agent in self.agents:
                 group.create_task(agent.run(self._first_sample(agent), self.end))
         return FleetRun(
@@ -73,11 +97,11 @@ class Fleet:
 
 
 async def run_fleet(registry: Registry, scenario: Scenario, broker: BrokerAddress, *,
-                    speed: float, now: float | None = None,
-                    nodes: list[str] | None = None) -> FleetRun:  # fmt: skip
+                    speed: float, now: float | None = None, nodes: list[str] | None = None,
+                    broker_control: BrokerControl | None = None) -> FleetRun:  # fmt: skip
     """Run every node (or ``nodes``) through ``scenario`` at ``speed`` times real time."""
     start = scenario.start_time(time.time() if now is None else now)
     end = start + scenario.duration_h * 3600
     fleet = Fleet(registry, scenario, broker, clock=AcceleratedClock(start, speed), start=start,
-                  end=end, nodes=nodes)  # fmt: skip
+                  end=end, nodes=nodes, broker_control=broker_control)  # fmt: skip
     return await fleet.run()

@@ -100,7 +100,12 @@ async def run_pipeline(
             await ingest.close_hours(int(fleet.end))
         stored = await count_stored(sink)
     return DemoResult(
-        fleet, stored, routed, dict(ingest.counts), dict(ingest.rejections), scenario.ground_truth()
+        fleet,
+        stored,
+        routed,
+        dict(ingest.counts),
+        dict(ingest.rejections),
+        scenario.ground_truth(fleet.start),
     )
 
 
@@ -114,7 +119,10 @@ async def demo(grid_path: Path, scenario_path: Path, var: Path, speed: float) ->
         result = await run_pipeline(
             grid_path, scenario_path, run_dir, broker.url, influx.url, speed=speed
         )
-    (run_dir / "ground_truth.json").write_text(json.dumps(result.ground_truth, indent=1))
+    with (run_dir / "ground_truth.jsonl").open("w") as labels:
+        labels.writelines(
+            json.dumps(label, ensure_ascii=False) + "\n" for label in result.ground_truth
+        )
     fleet = result.fleet
     print(
         f"{len(fleet.readings_published)} nodes, {(fleet.end - fleet.start) / 3600:g} simulated "
