@@ -237,7 +237,8 @@ class EdgeAgent:
         node = self.config.node
         will = LastWill(self._topic["status"], _status(node, "offline", None))
         async with self.link_factory(self.config.broker, f"tw-edge-{node}", will=will,
-                                     tls=self.config.tls) as link:  # fmt: skip
+                                     tls=self.config.tls,
+                                     keepalive_s=self.config.keepalive_s) as link:  # fmt: skip
             self._backoff_s = RECONNECT_MIN_S
             await link.subscribe(self._topic["cfg"], qos=1)
             await link.publish(self._topic["status"], _status(node, "online", self.clock.now()),

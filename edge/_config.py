@@ -22,7 +22,7 @@ IDENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 CONFIG_KEYS = frozenset({"node", "place", "broker", "sampling_s", "health_s", "drivers",
                          "sensors", "calibration", "precheck", "outbox", "backlog"})  # fmt: skip
-BROKER_KEYS = frozenset({"url", "username", "password", "password_file", "tls"})
+BROKER_KEYS = frozenset({"url", "username", "password", "password_file", "tls", "keepalive_s"})
 SENSOR_KEYS = frozenset({"driver", "channel", "quantity", "unit"})
 
 
@@ -82,6 +82,7 @@ class AgentConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     backlog: BacklogConfig = field(default_factory=BacklogConfig)
     health_s: float = 60.0
+    keepalive_s: int = 60
 
     @property
     def node(self) -> str:
@@ -301,6 +302,11 @@ def parse_agent_config(raw: Any, base: Path = Path(".")) -> AgentConfig:
         outbox=outbox,
         backlog=backlog,
         health_s=_number(raw, "health_s", "config", 60.0, low=1, high=86400),
+        keepalive_s=int(
+            _number(
+                _section(raw["broker"], "broker"), "keepalive_s", "broker", 60, low=5, high=3600
+            )
+        ),
     )
 
 

@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 
+import edge._agent
+import ingest._service
 from tianwang.registry import Registry, load_registry
 from tianwang.services import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconnect and retry delays shrunk, so fault tests wait tenths of seconds, not tens."""
+    monkeypatch.setattr(edge._agent, "RECONNECT_MIN_S", 0.05)
+    monkeypatch.setattr(edge._agent, "RECONNECT_MAX_S", 0.2)
+    monkeypatch.setattr(ingest._service, "RETRY_MIN_S", 0.05)
+    monkeypatch.setattr(ingest._service, "RETRY_MAX_S", 0.2)
 
 
 @pytest.fixture

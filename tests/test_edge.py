@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 import edge._agent as agent_module
-import ingest._service as ingest_module
 from detect import Detector
-from edge import AgentConfig, EdgeAgent, SensorValue, Settings
+from edge import AgentConfig, EdgeAgent, Settings
 from ingest import InfluxV1Sink, IngestConfig, IngestService
+from tests.helpers import ConstantDriver
 from tianwang.clock import AcceleratedClock
 from tianwang.codec import Status, decode_status
 from tianwang.mqtt import BrokerAddress, MqttLink
@@ -19,20 +16,6 @@ from tianwang.registry import Registry
 from tianwang.services import InfluxDB, Mosquitto
 
 T0 = 1795766400.0  # a whole hour, epoch seconds
-
-
-class ConstantDriver:
-    async def read(self, sample_time: float) -> list[SensorValue]:
-        return [SensorValue("NO2", 40.0, "ug/m3", "N"), SensorValue("CO", 0.5, "mg/m3", "N")]
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(agent_module, "RECONNECT_MIN_S", 0.05)
-    monkeypatch.setattr(agent_module, "RECONNECT_MAX_S", 0.3)
-    monkeypatch.setattr(ingest_module, "RETRY_MIN_S", 0.05)
-    monkeypatch.setattr(ingest_module, "RETRY_MAX_S", 0.3)
-    yield
 
 
 def make_agent(county: Registry, broker: Mosquitto, speed: float) -> EdgeAgent:

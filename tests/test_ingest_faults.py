@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,13 +17,6 @@ from tianwang.services import InfluxDB, Mosquitto
 NODE = "yy-0005"
 TOPIC = "tw/v1/yiyuan/nanma/xili/yy-0005/data"
 T0_MS = 1795766400000
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(service, "RETRY_MIN_S", 0.05)
-    monkeypatch.setattr(service, "RETRY_MAX_S", 0.5)
-    yield
 
 
 async def publish(broker: Mosquitto, seqs: range) -> None:

@@ -4,32 +4,22 @@ leaving in bounded, rate-limited batches when it is back; failing drivers and ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Self
 
-import pytest
-
-import edge._agent as agent_module
 from edge import AgentConfig, AgentStats, BacklogConfig, Driver, EdgeAgent, SensorValue, Settings
+from tests.helpers import TIMEOUT_S, ConstantDriver, Recorder, recording
 from tianwang.aio import cancel_and_wait
 from tianwang.clock import AcceleratedClock
-from tianwang.codec import Reading, decode_data
+from tianwang.codec import Reading
 from tianwang.mqtt import BrokerAddress, MqttLink
 from tianwang.registry import Registry
 from tianwang.services import Mosquitto
 
 T0 = 1795766400.0  # a whole hour, epoch seconds
 log = logging.getLogger(__name__)
-TIMEOUT_S = 8.0
-
-
-class ConstantDriver:
-    async def read(self, sample_time: float) -> list[SensorValue]:
-        return [SensorValue("NO2", 40.0, "ug/m3", "N"), SensorValue("CO", 0.5, "mg/m3", "N")]
 
 
 class FailingDriver:
@@ -49,56 +39,6 @@ class WrongUnitDriver:
 class UnknownQuantityDriver:
     async def read(self, sample_time: float) -> list[SensorValue]:
         return [SensorValue("radon", 30.0, "Bq/m3", "N")]
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(agent_module, "RECONNECT_MIN_S", 0.02)
-    monkeypatch.setattr(agent_module, "RECONNECT_MAX_S", 0.1)
-    yield
-
-
-class Recorder:
-    """A plain subscriber that keeps every message with its arrival time."""
-
-    def __init__(self, link: MqttLink) -> None:
-        self.link = link
-        self.messages: list[tuple[float, str, bytes]] = []
-        self._changed = asyncio.Event()
-
-    async def collect(self) -> None:
-        async for topic, payload in self.link.messages():
-            self.messages.append((time.monotonic(), topic, payload))
-            self._changed.set()
-
-    def batches(self) -> list[list[Reading]]:
-        return [decode_data(p)[1] for _, _, p in self.messages]
-
-    def readings(self) -> list[Reading]:
-        return [r for batch in self.batches() for r in batch]
-
-    async def wait_until(self, done: Callable[[], bool], what: str) -> None:
-        try:
-            async with asyncio.timeout(TIMEOUT_S):
-                while True:
-                    self._changed.clear()
-                    if done():
-                        return
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
-
-@contextlib.asynccontextmanager
-async def recording(broker: Mosquitto, topic: str) -> AsyncIterator[Recorder]:
-    async with MqttLink(BrokerAddress.parse(broker.url), "test-recorder") as link:
-        await link.subscribe(topic)
-        recorder = Recorder(link)
-        task = asyncio.create_task(recorder.collect())
-        try:
-            yield recorder
-        finally:
-            await cancel_and_wait(task)
 
 
 def make_agent(

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jsonschema
@@ -17,17 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import edge._agent as agent_module
 from edge import (
     AgentConfig,
     AgentConfigError,
     Calibration,
     EdgeAgent,
-    SensorValue,
     Settings,
     parse_remote_config,
 )
 from edge._remote import MAX_BYTES, RemoteConfig
+from tests.helpers import ConstantDriver, Recorder, recording
 from tianwang.aio import cancel_and_wait
 from tianwang.clock import AcceleratedClock
 from tianwang.codec import Reading, decode_data, parse_ts, schema
@@ -37,7 +35,6 @@ from tianwang.services import Mosquitto
 
 T0 = 1795766400.0  # a whole hour, epoch seconds
 SPEED = 120.0  # sampling_s 60 is a sample every half second
-TIMEOUT_S = 8.0
 
 CURRENT = Settings(
     sampling_s=60.0,
@@ -177,59 +174,6 @@ def test_random_json_objects_raise_only_config_errors(raw: dict[str, Any], envel
 
 
 # --- a real agent on a real broker -----------------------------------------------------------
-
-
-class ConstantDriver:
-    async def read(self, sample_time: float) -> list[SensorValue]:
-        return [SensorValue("NO2", 40.0, "ug/m3", "N"), SensorValue("CO", 0.5, "mg/m3", "N")]
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(agent_module, "RECONNECT_MIN_S", 0.05)
-    monkeypatch.setattr(agent_module, "RECONNECT_MAX_S", 0.3)
-    yield
-
-
-class Recorder:
-    """A plain subscriber that keeps every message with its arrival time."""
-
-    def __init__(self, link: MqttLink) -> None:
-        self.link = link
-        self.messages: list[tuple[float, str, bytes]] = []
-        self._changed = asyncio.Event()
-
-    async def collect(self) -> None:
-        async for topic, payload in self.link.messages():
-            self.messages.append((time.monotonic(), topic, payload))
-            self._changed.set()
-
-    def payloads(self, topic: str) -> list[bytes]:
-        return [p for _, t, p in self.messages if t == topic]
-
-    async def wait_until(self, done: Callable[[], bool], what: str) -> None:
-        try:
-            async with asyncio.timeout(TIMEOUT_S):
-                while True:
-                    self._changed.clear()
-                    if done():
-                        return
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
-
-@contextlib.asynccontextmanager
-async def recording(broker: Mosquitto, *topics: str) -> AsyncIterator[Recorder]:
-    async with MqttLink(BrokerAddress.parse(broker.url), "test-recorder") as link:
-        for topic in topics:
-            await link.subscribe(topic)
-        recorder = Recorder(link)
-        task = asyncio.create_task(recorder.collect())
-        try:
-            yield recorder
-        finally:
-            await cancel_and_wait(task)
 
 
 @contextlib.asynccontextmanager

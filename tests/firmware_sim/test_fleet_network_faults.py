@@ -5,14 +5,10 @@ Whatever the network does, every reading a node took is stored exactly once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-import edge._agent as agent_module
-import ingest._service as ingest_module
 from detect import Detector
 from firmware_sim import FleetRun, load_scenario, run_fleet
 from ingest import InfluxV1Sink, IngestConfig, IngestService
@@ -42,15 +38,6 @@ SCENARIO = {
          "start_min": 10, "duration_min": 10},
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(agent_module, "RECONNECT_MIN_S", 0.05)
-    monkeypatch.setattr(agent_module, "RECONNECT_MAX_S", 0.2)
-    monkeypatch.setattr(ingest_module, "RETRY_MIN_S", 0.05)
-    monkeypatch.setattr(ingest_module, "RETRY_MAX_S", 0.2)
-    yield
 
 
 async def _ignore(events: list[object]) -> None:
