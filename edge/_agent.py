@@ -22,7 +22,7 @@ from edge._outbox import Outbox
 from edge._remote import RemoteConfig, encode_cfg_ack, parse_remote_config, readable_id
 from tianwang.aio import cancel_and_wait
 from tianwang.clock import Clock
-from tianwang.codec import Reading, Status, encode_data, encode_status
+from tianwang.codec import FLAGS, Reading, Status, encode_data, encode_status
 from tianwang.mqtt import LastWill, LinkError, MqttLink
 from tianwang.quantities import UnitError, quantity_table
 
@@ -119,7 +119,7 @@ class EdgeAgent:
         cal = self.settings.calibration.get(v.quantity)
         value = v.value if cal is None else cal.gain * v.value + cal.offset
         value *= factor
-        flag = v.flag
+        flag = v.flag if v.flag in FLAGS else "D"  # a flag we cannot interpret: not valid data
         bounds = self.settings.precheck.get(v.quantity)
         if bounds and flag == "N" and not bounds[0] <= value <= bounds[1]:
             flag = "T"  # HJ 212: over range

@@ -280,7 +280,8 @@ def parse_agent_config(raw: Any, base: Path = Path(".")) -> AgentConfig:
     if synchronous not in ("FULL", "NORMAL"):
         raise AgentConfigError("outbox.synchronous: must be FULL or NORMAL")
     _keys(outbox_raw, frozenset({"path", "max_readings", "synchronous"}), "outbox")
-    path = outbox_raw.get("path", ":memory:")
+    # A node's outbox must survive a restart (its seqs live there): no default path.
+    path = _required(outbox_raw, "path", "outbox")
     outbox = OutboxConfig(
         path if path == ":memory:" else str(_path(base, path, "outbox.path")),
         int(_number(outbox_raw, "max_readings", "outbox", 1_000_000, low=1, high=1e9)),

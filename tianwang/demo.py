@@ -75,6 +75,7 @@ async def run_pipeline(
     *,
     speed: float,
     echo: Callable[[str], None] = print,
+    broker_control: Mosquitto | None = None,
 ) -> DemoResult:
     """Fleet -> broker -> ingest -> detector -> grid, and every reading into InfluxDB."""
     registry = load_registry(grid_path)
@@ -93,7 +94,8 @@ async def run_pipeline(
         async with IngestService(
             IngestConfig(address), registry, detector, sink, router.handle_async
         ) as ingest:
-            fleet = await run_fleet(registry, scenario, address, speed=speed)
+            fleet = await run_fleet(registry, scenario, address, speed=speed,
+                                    broker_control=broker_control)  # fmt: skip
             total = sum(fleet.readings_published.values())
             if not await ingest.wait_for_readings(total, DRAIN_TIMEOUT_S):
                 echo(f"warning: ingest accepted {ingest.counts['readings']} of {total} readings")
@@ -117,7 +119,13 @@ async def demo(grid_path: Path, scenario_path: Path, var: Path, speed: float) ->
     with Mosquitto(run_dir) as broker, InfluxDB(run_dir) as influx:
         print(f"mosquitto on {broker.url}, influxdb on {influx.url}, data under {run_dir}")
         result = await run_pipeline(
-            grid_path, scenario_path, run_dir, broker.url, influx.url, speed=speed
+            grid_path,
+            scenario_path,
+            run_dir,
+            broker.url,
+            influx.url,
+            speed=speed,
+            broker_control=broker,
         )
     with (run_dir / "ground_truth.jsonl").open("w") as labels:
         labels.writelines(

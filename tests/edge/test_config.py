@@ -168,6 +168,7 @@ def test_defaults_and_url_credentials(tmp_path: Path) -> None:
             "broker": {"url": "mqtt://alice:pw@127.0.0.1:1883"},
             "drivers": {"sim": {"kind": "simulated"}},
             "sensors": [{"driver": "sim", "quantity": "LAeq", "unit": "dBA"}],
+            "outbox": {"path": "outbox.sqlite"},
         },
         tmp_path,
     )
@@ -176,7 +177,7 @@ def test_defaults_and_url_credentials(tmp_path: Path) -> None:
     assert config.sensors == (SensorConfig("sim", None, "LAeq", "dBA"),)
     assert config.settings.sampling_s == 60.0
     assert config.settings.calibration == {} and config.settings.precheck == {}
-    assert config.outbox == OutboxConfig(":memory:", 1_000_000, "FULL")
+    assert config.outbox == OutboxConfig(str(tmp_path / "outbox.sqlite"), 1_000_000, "FULL")
     assert config.backlog == BacklogConfig(240, 20.0)
     assert config.health_s == 60.0
 

@@ -640,6 +640,7 @@ def test_a_modbus_driver_from_the_agent_configuration() -> None:
         "node": "yy-0001",
         "place": {"county": "yiyuan", "township": "nanma", "village": "dongli"},
         "broker": {"url": "mqtt://127.0.0.1:1883"},
+        "outbox": {"path": "outbox.sqlite"},
         "drivers": {"gas": RTU_SECTION},
         "sensors": [
             {
