@@ -161,6 +161,7 @@ class IngestService:
             reading, reason = self._validator.reading(node, raw)
             if reading is None:
                 self._reject(reason or "invalid", topic, payload, f"{raw.quantity} seq {raw.seq}")
+                self.counts["rejected_readings"] += 1
                 continue
             seen = self._dedup.accept(node.id, reading.seq)
             if seen is not None:
@@ -242,13 +243,15 @@ class IngestService:
                 log.warning("TSDB write failed: %s", exc)
 
     async def wait_for_readings(self, expected: int, timeout_s: float) -> bool:
-        """Wait until ``expected`` readings were accepted and stored, or the timeout."""
+        """Wait until ``expected`` readings were settled (accepted and stored, or rejected one
+        by one), or the timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.counts["readings"] >= expected:
+            rejected = self.counts["rejected_readings"]
+            if self.counts["readings"] + rejected >= expected:
                 with contextlib.suppress(SinkError):
                     await self.flush()
-                if self.counts["stored"] >= expected:
+                if self.counts["stored"] + rejected >= expected:
                     return True
             await asyncio.sleep(0.05)
         return False

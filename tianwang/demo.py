@@ -38,6 +38,10 @@ class DemoResult:
         return sum(self.fleet.readings_published.values())
 
     @property
+    def readings_rejected(self) -> int:
+        return self.ingest_counts.get("rejected_readings", 0)
+
+    @property
     def readings_stored(self) -> int:
         return sum(self.stored_by_node.values())
 
@@ -98,7 +102,10 @@ async def run_pipeline(
                                     broker_control=broker_control)  # fmt: skip
             total = sum(fleet.readings_published.values())
             if not await ingest.wait_for_readings(total, DRAIN_TIMEOUT_S):
-                echo(f"warning: ingest accepted {ingest.counts['readings']} of {total} readings")
+                echo(
+                    f"warning: ingest settled {ingest.counts['readings']} accepted and "
+                    f"{ingest.counts['rejected_readings']} rejected of {total} readings"
+                )
             await ingest.close_hours(int(fleet.end))
         stored = await count_stored(sink)
     return DemoResult(
