@@ -7,8 +7,11 @@ grid decides who is told.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,6 +24,7 @@ from tianwang.quantities import quantity_table
 from tianwang.standards import Limit, StandardError, gb3095
 
 RULE_1H = "1h_mean"
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +33,25 @@ class DetectorConfig:
     timezone: the county's zone; standards' editions change on local dates.
     pinned_edition: use this edition of GB 3095 whatever the sample date.
     min_hour_minutes: GB 3095-2026 Table 4: >= 45 min of sampling for a valid hour.
+    open_after_hours: consecutive exceeding hours before an episode opens (minimum
+        duration; 1 = every exceeding hour counts, as the standard does).
+    close_after_hours: consecutive valid hours below the close threshold before it closes.
+    close_margin: hysteresis; an open episode closes only below ``limit * (1 - margin)``,
+        so a mean wavering around the limit stays one episode instead of flapping.
     """
 
     timezone: str = "Asia/Shanghai"
     pinned_edition: str | None = None
     min_hour_minutes: int = 45
+    open_after_hours: int = 1
+    close_after_hours: int = 1
+    close_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.open_after_hours < 1 or self.close_after_hours < 1:
+            raise ValueError("open_after_hours and close_after_hours must be at least 1")
+        if not 0.0 <= self.close_margin < 1.0:
+            raise ValueError("close_margin must be in [0, 1)")
 
 
 @dataclass(slots=True)
@@ -49,6 +67,8 @@ class DetectorStats:
 class _Episode:
     start_s: int
     peak: float
+    hours: int = 1
+    below: int = 0  # consecutive valid hours under the close threshold
 
 
 @dataclass(slots=True)
@@ -58,6 +78,7 @@ class _Series:
     grade: int
     unit: str
     episode: _Episode | None = field(default=None)
+    pending: int = 0  # consecutive exceeding hours while no episode is open
 
 
 class Detector:
@@ -74,6 +95,41 @@ class Detector:
         self._no_edition: set[tuple[str, int, date]] = set()
         if self.config.pinned_edition is not None:
             gb3095().edition(date.today(), self.config.pinned_edition)  # fail now, not mid-stream
+
+    def checkpoint(self, path: str | Path) -> None:
+        """Write all state (open hours, series, episodes, counters) to ``path`` atomically,
+        so that a restart in the middle of an hour or an episode loses nothing."""
+        meta = {
+            "version": CHECKPOINT_VERSION,
+            "config": asdict(self.config),
+            "stats": asdict(self.stats),
+            "series": [asdict(s) for s in self._series],
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **self._hourly.state_arrays())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def restore(cls, path: str | Path, config: DetectorConfig | None = None) -> Detector:
+        """A detector in the state ``checkpoint`` wrote; ``config`` defaults to the saved one."""
+        with np.load(Path(path)) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta["version"] != CHECKPOINT_VERSION:
+                raise ValueError(f"checkpoint version {meta['version']}, expected "
+                                 f"{CHECKPOINT_VERSION}")  # fmt: skip
+            detector = cls(config or DetectorConfig(**meta["config"]))
+            detector._hourly.load_state_arrays({k: data[k] for k in data.files if k != "meta"})
+        detector.stats = DetectorStats(**meta["stats"])
+        for raw in meta["series"]:
+            episode = raw.pop("episode")
+            series = _Series(**raw, episode=_Episode(**episode) if episode else None)
+            detector._ids[(series.node, series.quantity)] = len(detector._series)
+            detector._series.append(series)
+        return detector
 
     def series_id(self, node: str, quantity: str, zone_class: int = 2) -> int:
         """Index of the (node, quantity) series, registering it on first sight."""
@@ -144,23 +200,36 @@ class Detector:
     def _step(
         self, sid: int, hour_s: int, mean: float, exceeded: bool, limit: Limit | None
     ) -> ExceedanceEvent | None:
-        """Episode policy: open on the first exceeding hour, update while it lasts,
-        close on the first valid hour within the limit. Invalid hours change nothing."""
+        """Episode policy with minimum duration and hysteresis (``DetectorConfig``): open after
+        ``open_after_hours`` exceeding hours, update on each further exceeding hour, close
+        after ``close_after_hours`` valid hours below ``limit * (1 - close_margin)``. Hours
+        in the band between change nothing; invalid hours never reach here."""
         assert limit is not None
+        config = self.config
         s = self._series[sid]
-        if exceeded and s.episode is None:
-            s.episode = _Episode(hour_s, mean)
+        episode = s.episode
+        if episode is None:
+            s.pending = s.pending + 1 if exceeded else 0
+            if s.pending < config.open_after_hours:
+                return None
+            start = hour_s - (config.open_after_hours - 1) * 3600
+            episode = s.episode = _Episode(start, mean, hours=s.pending)
+            s.pending = 0
             kind = "open"
-        elif exceeded and s.episode is not None:
-            s.episode.peak = max(s.episode.peak, mean)
+        elif exceeded:
+            episode.peak = max(episode.peak, mean)
+            episode.hours += 1
+            episode.below = 0
             kind = "update"
-        elif s.episode is not None:
+        elif mean < limit.value * (1.0 - config.close_margin):
+            episode.below += 1
+            if episode.below < config.close_after_hours:
+                return None
+            s.episode = None
             kind = "close"
         else:
+            episode.below = 0
             return None
-        episode = s.episode
-        if kind == "close":
-            s.episode = None
         return ExceedanceEvent(
             kind=kind,
             node=s.node,
@@ -175,4 +244,5 @@ class Detector:
             clause=limit.clause,
             episode_start_s=episode.start_s,
             peak=episode.peak,
+            hours=episode.hours,
         )

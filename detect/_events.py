@@ -29,3 +29,4 @@ class ExceedanceEvent:
     clause: str
     episode_start_s: int
     peak: float
+    hours: int = 1  # exceeding hours in the episode so far
