@@ -91,8 +91,12 @@ class Detector:
         self._hourly = HourlyMeans()
         self._ids: dict[tuple[str, str], int] = {}
         self._series: list[_Series] = []
-        self._limits: dict[tuple[str, int, date], Limit | None] = {}
-        self._no_edition: set[tuple[str, int, date]] = set()
+        self._kinds: dict[tuple[str, int], int] = {}  # (quantity, grade) -> kind
+        self._kind_keys: list[tuple[str, int]] = []
+        self._kind_of = np.zeros(1024, np.int64)  # series -> kind
+        self._active = np.zeros(1024, np.bool_)  # series -> in an episode, or about to open
+        self._limits: dict[date, tuple[np.ndarray, list[Limit | None]]] = {}
+        self._no_edition: set[date] = set()
         if self.config.pinned_edition is not None:
             gb3095().edition(date.today(), self.config.pinned_edition)  # fail now, not mid-stream
 
@@ -128,7 +132,7 @@ class Detector:
             episode = raw.pop("episode")
             series = _Series(**raw, episode=_Episode(**episode) if episode else None)
             detector._ids[(series.node, series.quantity)] = len(detector._series)
-            detector._series.append(series)
+            detector._register(series)
         return detector
 
     def series_id(self, node: str, quantity: str, zone_class: int = 2) -> int:
@@ -138,8 +142,18 @@ class Detector:
         if sid is None:
             sid = self._ids[key] = self._hourly.add_series()
             known = quantity_table().quantities.get(quantity)
-            self._series.append(_Series(node, quantity, zone_class, known.unit if known else ""))
+            self._register(_Series(node, quantity, zone_class, known.unit if known else ""))
         return sid
+
+    def _register(self, series: _Series) -> None:
+        """Append a series and its per-series arrays (grown by doubling)."""
+        sid = len(self._series)
+        self._series.append(series)
+        if sid == self._kind_of.shape[0]:
+            self._kind_of = np.concatenate([self._kind_of, np.zeros_like(self._kind_of)])
+            self._active = np.concatenate([self._active, np.zeros_like(self._active)])
+        self._kind_of[sid] = self._kind(series.quantity, series.grade)
+        self._active[sid] = series.episode is not None or series.pending > 0
 
     def update(self, batch: ReadingBatch) -> list[ExceedanceEvent]:
         closed = self._hourly.update(batch)
@@ -150,48 +164,64 @@ class Detector:
         """Close every hour that ends by ``cutoff_s`` (end of stream, or a quiet period)."""
         return self._judge(self._hourly.close_until(cutoff_s))
 
-    def _limit(self, sid: int, hour_start_s: int) -> Limit | None:
-        """The 1-h limit for the series' zone grade in the edition in force that local day;
-        None where there is none (no 1-h limit, or a date before any edition: counted)."""
-        s = self._series[sid]
-        day = datetime.fromtimestamp(hour_start_s, self._zone).date()
-        key = (s.quantity, s.grade, day)
-        if key not in self._limits:
-            try:
-                self._limits[key] = gb3095().limit(
-                    s.quantity, "1h", s.grade, day, self.config.pinned_edition
-                )
-            except StandardError:
-                self._limits[key] = None
-                self._no_edition.add(key)
-        if key in self._no_edition:
-            self.stats.hours_without_edition += 1
-        return self._limits[key]
+    def _kind(self, quantity: str, grade: int) -> int:
+        key = (quantity, grade)
+        if key not in self._kinds:
+            self._kinds[key] = len(self._kind_keys)
+            self._kind_keys.append(key)
+        return self._kinds[key]
+
+    def _day_limits(self, day: date) -> tuple[np.ndarray, list[Limit | None]]:
+        """1-h limits of every (quantity, grade) kind on a local day: values (NaN where none)
+        and the Limit objects for the evidence. Cached per day and number of kinds."""
+        cached = self._limits.get(day)
+        if cached is None or len(cached[1]) < len(self._kind_keys):
+            limits: list[Limit | None] = []
+            for quantity, grade in self._kind_keys:
+                try:
+                    limits.append(gb3095().limit(quantity, "1h", grade, day,
+                                                 self.config.pinned_edition))  # fmt: skip
+                except StandardError:  # a date before any edition: counted, not fatal
+                    limits.append(None)
+                    self._no_edition.add(day)
+            values = np.array([lim.value if lim else np.nan for lim in limits], np.float64)
+            cached = self._limits[day] = (values, limits)
+        return cached
 
     def _judge(self, closed: ClosedHours) -> list[ExceedanceEvent]:
+        """Compare closed hours with their limits (vectorised per hour) and step the episode
+        policy only where something can change: an exceedance, or a series in an episode."""
         if not len(closed):
             return []
-        limits = [
-            self._limit(int(s), int(h))
-            for s, h in zip(closed.series, closed.hour_start_s, strict=True)
-        ]
-        limit_values = np.array([lim.value if lim else np.nan for lim in limits])
+        n = len(closed)
+        kinds = self._kind_of[closed.series]
+        limit_values = np.full(n, np.nan)
+        days = np.empty(n, dtype=object)
+        for hour in np.unique(closed.hour_start_s):
+            rows = closed.hour_start_s == hour
+            day = datetime.fromtimestamp(int(hour), self._zone).date()
+            values, _ = self._day_limits(day)
+            limit_values[rows] = values[kinds[rows]]
+            days[rows] = day
+            if day in self._no_edition:
+                self.stats.hours_without_edition += int(np.count_nonzero(rows))
         verdicts = _kernels.exceeds(
             closed.mean, closed.minutes, limit_values, self.config.min_hour_minutes
         )
-        self.stats.hours_closed += len(closed)
+        self.stats.hours_closed += n
         self.stats.hours_invalid += int(
             np.count_nonzero(closed.minutes < self.config.min_hour_minutes)
         )
         self.stats.hours_exceeded += int(np.count_nonzero(verdicts == 1))
+        live = (verdicts == 1) | ((verdicts == 0) & self._active[closed.series])
         events = []
-        for i in np.flatnonzero(verdicts >= 0):
-            event = self._step(
-                int(closed.series[i]),
-                int(closed.hour_start_s[i]),
-                float(closed.mean[i]),
-                bool(verdicts[i]),
-                limits[i],
+        for i in np.flatnonzero(live):
+            sid = int(closed.series[i])
+            limit = self._day_limits(days[i])[1][kinds[i]]
+            event = self._step(sid, int(closed.hour_start_s[i]), float(closed.mean[i]),
+                               bool(verdicts[i] == 1), limit)  # fmt: skip
+            self._active[sid] = (
+                self._series[sid].episode is not None or self._series[sid].pending > 0
             )
             if event:
                 events.append(event)
