@@ -3,18 +3,27 @@
 The rest of the project imports only these names.
 """
 
+from detect._aqi import DailyAqi, hj633
 from detect._batch import ReadingBatch
 from detect._detector import RULE_1H, Detector, DetectorConfig, DetectorStats
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
+from detect._regulatory import ClosedDays, ClosedMax8h, DailyMeans, EightHourMeans, MovingMeans
 
 __all__ = [
     "RULE_1H",
+    "ClosedDays",
     "ClosedHours",
+    "ClosedMax8h",
+    "DailyAqi",
+    "DailyMeans",
     "Detector",
     "DetectorConfig",
     "DetectorStats",
+    "EightHourMeans",
     "ExceedanceEvent",
     "HourlyMeans",
+    "MovingMeans",
     "ReadingBatch",
+    "hj633",
 ]

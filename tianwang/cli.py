@@ -55,6 +55,21 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Replay hourly PRSA CSV files through the daily statistics (GB 3095, HJ 633)."""
+    from tianwang.replay import replay_csv
+    from tianwang.standards import StandardError
+
+    try:
+        summary = replay_csv(args.csv, args.out, timezone=args.timezone,
+                             pinned_edition=args.pin_edition, grade=args.grade)  # fmt: skip
+    except (OSError, ValueError, StandardError) as exc:
+        print(f"cannot replay: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.as_dict()))
+    return 0
+
+
 def _check_grid(args: argparse.Namespace) -> int:
     try:
         registry = load_registry(args.grid)
@@ -89,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     sim.add_argument("--labels", type=Path, help="write the ground truth here (.jsonl or .csv)")
     sim.set_defaults(run=_sim)
+
+    replay = sub.add_parser("replay", help="daily statistics and AQI of hourly CSV records")
+    replay.add_argument("csv", type=Path, nargs="+", help="UCI PRSA files, one station each")
+    replay.add_argument("--out", type=Path, default=Path("var/replay"))
+    replay.add_argument("--timezone", default="Asia/Shanghai")
+    replay.add_argument("--pin-edition", help='GB 3095 edition for every day, e.g. "GB 3095-2012"')
+    replay.add_argument("--grade", type=int, choices=(1, 2), default=2)
+    replay.set_defaults(run=_replay)
 
     check = sub.add_parser("check-grid", help="validate a grid file")
     check.add_argument("grid", type=Path)
