@@ -3,15 +3,27 @@
 The rest of the project imports only these names.
 """
 
+from detect._anomaly import (
+    AnomalyConfig,
+    AnomalyDetector,
+    AnomalyFlags,
+    AnomalyRule,
+    anomaly_scores,
+)
 from detect._aqi import DailyAqi, hj633
 from detect._batch import ReadingBatch
 from detect._detector import RULE_1H, Detector, DetectorConfig, DetectorStats
+from detect._drift import DriftConfig, NeighbourDrift
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
 from detect._regulatory import ClosedDays, ClosedMax8h, DailyMeans, EightHourMeans, MovingMeans
 
 __all__ = [
     "RULE_1H",
+    "AnomalyConfig",
+    "AnomalyDetector",
+    "AnomalyFlags",
+    "AnomalyRule",
     "ClosedDays",
     "ClosedHours",
     "ClosedMax8h",
@@ -20,10 +32,13 @@ __all__ = [
     "Detector",
     "DetectorConfig",
     "DetectorStats",
+    "DriftConfig",
     "EightHourMeans",
     "ExceedanceEvent",
     "HourlyMeans",
     "MovingMeans",
+    "NeighbourDrift",
     "ReadingBatch",
+    "anomaly_scores",
     "hj633",
 ]
