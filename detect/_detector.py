@@ -20,11 +20,15 @@ from detect import _kernels
 from detect._batch import ReadingBatch
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
+from detect._regulatory import DailyMeans, EightHourMeans
 from tianwang.quantities import quantity_table
 from tianwang.standards import Limit, StandardError, gb3095
 
 RULE_1H = "1h_mean"
-CHECKPOINT_VERSION = 1
+RULE_24H = "24h_mean"
+RULE_8H_MAX = "8h_max"
+DAY_S = 86400
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,12 @@ class Detector:
         self.stats = DetectorStats()
         self._zone = ZoneInfo(self.config.timezone)
         self._hourly = HourlyMeans()
+        self._daily = DailyMeans()
+        self._eight = EightHourMeans()
+        # China keeps one offset all year (no daylight saving): natural days are fixed-offset.
+        self._utc_offset_s = int(self._zone.utcoffset(datetime(2026, 1, 1)).total_seconds())
+        self._day_episodes: dict[tuple[int, str], _Episode] = {}
+        self._period_limits: dict[tuple[int, str, date], Limit | None] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._series: list[_Series] = []
         self._kinds: dict[tuple[str, int], int] = {}  # (quantity, grade) -> kind
@@ -108,11 +118,16 @@ class Detector:
             "config": asdict(self.config),
             "stats": asdict(self.stats),
             "series": [asdict(s) for s in self._series],
+            "day_episodes": [
+                [sid, rule, asdict(e)] for (sid, rule), e in self._day_episodes.items()
+            ],
         }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **self._hourly.state_arrays())
+            arrays = {f"{prefix}.{name}": array for prefix, state in self._states()
+                      for name, array in state.state_arrays().items()}  # fmt: skip
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -126,14 +141,21 @@ class Detector:
                 raise ValueError(f"checkpoint version {meta['version']}, expected "
                                  f"{CHECKPOINT_VERSION}")  # fmt: skip
             detector = cls(config or DetectorConfig(**meta["config"]))
-            detector._hourly.load_state_arrays({k: data[k] for k in data.files if k != "meta"})
+            for prefix, state in detector._states():
+                state.load_state_arrays({k.split(".", 1)[1]: data[k] for k in data.files
+                                         if k.startswith(prefix + ".")})  # fmt: skip
         detector.stats = DetectorStats(**meta["stats"])
         for raw in meta["series"]:
             episode = raw.pop("episode")
             series = _Series(**raw, episode=_Episode(**episode) if episode else None)
             detector._ids[(series.node, series.quantity)] = len(detector._series)
             detector._register(series)
+        for sid, rule, episode in meta["day_episodes"]:
+            detector._day_episodes[(sid, rule)] = _Episode(**episode)
         return detector
+
+    def _states(self) -> list[tuple[str, HourlyMeans | DailyMeans | EightHourMeans]]:
+        return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight)]
 
     def series_id(self, node: str, quantity: str, zone_class: int = 2) -> int:
         """Index of the (node, quantity) series, registering it on first sight."""
@@ -141,6 +163,8 @@ class Detector:
         sid = self._ids.get(key)
         if sid is None:
             sid = self._ids[key] = self._hourly.add_series()
+            self._daily.add_series()
+            self._eight.add_series()
             known = quantity_table().quantities.get(quantity)
             self._register(_Series(node, quantity, zone_class, known.unit if known else ""))
         return sid
@@ -158,11 +182,83 @@ class Detector:
     def update(self, batch: ReadingBatch) -> list[ExceedanceEvent]:
         closed = self._hourly.update(batch)
         self.stats.late_samples = self._hourly.late
-        return self._judge(closed)
+        return self._judge(closed) + self._days(closed)
 
     def close_until(self, cutoff_s: int) -> list[ExceedanceEvent]:
-        """Close every hour that ends by ``cutoff_s`` (end of stream, or a quiet period)."""
-        return self._judge(self._hourly.close_until(cutoff_s))
+        """Close every hour (and natural day) that ends by ``cutoff_s`` (end of stream, or a
+        quiet period)."""
+        closed = self._hourly.close_until(cutoff_s)
+        events = self._judge(closed) + self._days(closed)
+        days = self._daily.close_until(cutoff_s)
+        events += self._judge_days(RULE_24H, "24h", days.series, days.day_start_s, days.mean)
+        max8 = self._eight.close_until(cutoff_s)
+        return events + self._judge_days(RULE_8H_MAX, "8h_max", max8.series, max8.day_start_s,
+                                          max8.max8h)  # fmt: skip
+
+    def _days(self, closed: ClosedHours) -> list[ExceedanceEvent]:
+        """Fold closed hours into the daily statistics and judge the days they close."""
+        if not len(closed):
+            return []
+        days = self._daily.update(closed, self._utc_offset_s)
+        _, max8 = self._eight.update(closed, self._utc_offset_s)
+        events = self._judge_days(RULE_24H, "24h", days.series, days.day_start_s, days.mean)
+        return events + self._judge_days(RULE_8H_MAX, "8h_max", max8.series, max8.day_start_s,
+                                          max8.max8h)  # fmt: skip
+
+    def _period_limit(self, sid: int, period: str, day: date) -> Limit | None:
+        s = self._series[sid]
+        key = (self._kind_of[sid], period, day)
+        if key not in self._period_limits:
+            try:
+                self._period_limits[key] = gb3095().limit(s.quantity, period, s.grade, day,
+                                                          self.config.pinned_edition)  # fmt: skip
+            except StandardError:
+                self._period_limits[key] = None
+        return self._period_limits[key]
+
+    def _judge_days(self, rule: str, period: str, series: np.ndarray, day_start_s: np.ndarray,
+                    values: np.ndarray) -> list[ExceedanceEvent]:  # fmt: skip
+        """Days are few (one per series per day): judged one by one. A NaN value is a day
+        that failed the validity rule (Table 4) and changes nothing."""
+        events = []
+        for sid, day_s, value in zip(series.tolist(), day_start_s.tolist(), values.tolist(),
+                                     strict=True):  # fmt: skip
+            if value != value:
+                continue
+            day = datetime.fromtimestamp(day_s + 43200, self._zone).date()  # midday: that day
+            limit = self._period_limit(sid, period, day)
+            if limit is None:
+                continue
+            event = self._step_day(sid, rule, day_s, value, limit)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _step_day(self, sid: int, rule: str, day_s: int, value: float,
+                  limit: Limit) -> ExceedanceEvent | None:  # fmt: skip
+        """Daily rules: open on an exceeding day, update on each further one, close on the
+        first valid day below ``limit * (1 - close_margin)``."""
+        key = (sid, rule)
+        episode = self._day_episodes.get(key)
+        if value > limit.value:
+            if episode is None:
+                episode = self._day_episodes[key] = _Episode(day_s, value)
+                kind = "open"
+            else:
+                episode.peak = max(episode.peak, value)
+                episode.hours += 1
+                kind = "update"
+        elif episode is not None and value < limit.value * (1.0 - self.config.close_margin):
+            del self._day_episodes[key]
+            kind = "close"
+        else:
+            return None
+        s = self._series[sid]
+        return ExceedanceEvent(kind=kind, node=s.node, quantity=s.quantity, rule=rule,
+                               hour_start_s=day_s, value=value, limit=limit.value, unit=s.unit,
+                               standard=limit.standard, edition=limit.edition,
+                               clause=limit.clause, episode_start_s=episode.start_s,
+                               peak=episode.peak, periods=episode.hours)  # fmt: skip
 
     def _kind(self, quantity: str, grade: int) -> int:
         key = (quantity, grade)
@@ -274,5 +370,5 @@ class Detector:
             clause=limit.clause,
             episode_start_s=episode.start_s,
             peak=episode.peak,
-            hours=episode.hours,
+            periods=episode.hours,
         )

@@ -12,8 +12,9 @@ EventKind = Literal["open", "update", "close"]
 class ExceedanceEvent:
     """A change in an exceedance episode of one series under one rule.
 
-    ``value`` is the statistic that decided (the hourly mean for rule ``1h_mean``);
-    ``hour_start_s`` is the start of the hour it covers (epoch seconds UTC).
+    ``value`` is the statistic that decided: the hourly mean (rule ``1h_mean``), the mean of
+    a natural day (``24h_mean``) or the day's maximum 8-hour mean (``8h_max``, O3);
+    ``hour_start_s`` is the start of the hour or of the local day it covers (epoch s UTC).
     """
 
     kind: EventKind
@@ -29,4 +30,4 @@ class ExceedanceEvent:
     clause: str
     episode_start_s: int
     peak: float
-    hours: int = 1  # exceeding hours in the episode so far
+    periods: int = 1  # exceeding hours (or days, for the daily rules) in the episode so far

@@ -100,6 +100,21 @@ class _SeriesState:
     def _state(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, name) for name in self._STATE)
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The used part of every state array, plus the late counter (for checkpoints)."""
+        arrays = {name: getattr(self, name)[: self.n_series].copy() for name in self._STATE}
+        arrays["late"] = np.array([self.late], np.int64)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        n = int(arrays[next(iter(self._STATE))].shape[0])
+        self.n_series = 0
+        self._alloc(max(n, 16))
+        for name in self._STATE:
+            getattr(self, name)[:n] = arrays[name]
+        self.n_series = n
+        self.late = int(arrays["late"][0])
+
     def _check(self, closed: ClosedHours) -> None:
         if len(closed) and (
             int(closed.series.min()) < 0 or int(closed.series.max()) >= self.n_series

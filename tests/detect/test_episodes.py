@@ -40,7 +40,7 @@ def test_minimum_duration_and_close_after() -> None:
     events = feed(detector, sid, T0, hours)
     assert kinds(events) == [("open", 3), ("update", 5), ("close", 7)]
     assert events[0].episode_start_s == T0 + 2 * H  # the episode began with its first hour
-    assert events[-1].peak == 650.0 and events[-1].hours == 3
+    assert events[-1].peak == 650.0 and events[-1].periods == 3
 
 
 def test_restore_mid_hour_and_mid_episode_gives_the_same_events(tmp_path: Path) -> None:
