@@ -100,7 +100,7 @@ def main() -> None:
     floor = SAMPLES / statistics.median(floor_s)
     print(json.dumps({
         "bench": "detector", "series": SERIES, "samples": SAMPLES, "runs": RUNS,
-        "rules": ["1h_mean", "24h_mean", "8h_max"],
+        "rules": ["1h_mean", "24h_mean", "8h_max", "24h_mean_projected"],
         "samples_per_s": round(rate), "floor_samples_per_s": round(floor),
         "ratio": round(rate / floor, 3), "cold_start_s": round(statistics.median(cold), 3),
     }))  # fmt: skip

@@ -12,7 +12,15 @@ from detect._anomaly import (
 )
 from detect._aqi import DailyAqi, hj633
 from detect._batch import ReadingBatch
-from detect._detector import RULE_1H, Detector, DetectorConfig, DetectorStats
+from detect._detector import (
+    RULE_1H,
+    RULE_8H_MAX,
+    RULE_24H,
+    RULE_24H_WARNING,
+    Detector,
+    DetectorConfig,
+    DetectorStats,
+)
 from detect._drift import DriftConfig, NeighbourDrift
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
@@ -20,6 +28,9 @@ from detect._regulatory import ClosedDays, ClosedMax8h, DailyMeans, EightHourMea
 
 __all__ = [
     "RULE_1H",
+    "RULE_8H_MAX",
+    "RULE_24H",
+    "RULE_24H_WARNING",
     "AnomalyConfig",
     "AnomalyDetector",
     "AnomalyFlags",

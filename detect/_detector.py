@@ -27,8 +27,9 @@ from tianwang.standards import Limit, StandardError, gb3095
 RULE_1H = "1h_mean"
 RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
+RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class DetectorConfig:
     close_after_hours: consecutive valid hours below the close threshold before it closes.
     close_margin: hysteresis; an open episode closes only below ``limit * (1 - margin)``,
         so a mean wavering around the limit stays one episode instead of flapping.
+    warn_min_hours: valid hours of a natural day before its 24-hour mean is projected for
+        the early warning.
     """
 
     timezone: str = "Asia/Shanghai"
@@ -50,6 +53,7 @@ class DetectorConfig:
     open_after_hours: int = 1
     close_after_hours: int = 1
     close_margin: float = 0.05
+    warn_min_hours: int = 6
 
     def __post_init__(self) -> None:
         if self.open_after_hours < 1 or self.close_after_hours < 1:
@@ -98,6 +102,7 @@ class Detector:
         # China keeps one offset all year (no daylight saving): natural days are fixed-offset.
         self._utc_offset_s = int(self._zone.utcoffset(datetime(2026, 1, 1)).total_seconds())
         self._day_episodes: dict[tuple[int, str], _Episode] = {}
+        self._warned: dict[int, int] = {}  # series -> local day start it was warned for
         self._period_limits: dict[tuple[int, str, date], Limit | None] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._series: list[_Series] = []
@@ -118,6 +123,7 @@ class Detector:
             "config": asdict(self.config),
             "stats": asdict(self.stats),
             "series": [asdict(s) for s in self._series],
+            "warned": [[sid, day] for sid, day in self._warned.items()],
             "day_episodes": [
                 [sid, rule, asdict(e)] for (sid, rule), e in self._day_episodes.items()
             ],
@@ -150,6 +156,7 @@ class Detector:
             series = _Series(**raw, episode=_Episode(**episode) if episode else None)
             detector._ids[(series.node, series.quantity)] = len(detector._series)
             detector._register(series)
+        detector._warned = {int(sid): int(day) for sid, day in meta["warned"]}
         for sid, rule, episode in meta["day_episodes"]:
             detector._day_episodes[(sid, rule)] = _Episode(**episode)
         return detector
@@ -182,7 +189,7 @@ class Detector:
     def update(self, batch: ReadingBatch) -> list[ExceedanceEvent]:
         closed = self._hourly.update(batch)
         self.stats.late_samples = self._hourly.late
-        return self._judge(closed) + self._days(closed)
+        return self._judge(closed) + self._warn(closed) + self._days(closed)
 
     def close_until(self, cutoff_s: int) -> list[ExceedanceEvent]:
         """Close every hour (and natural day) that ends by ``cutoff_s`` (end of stream, or a
@@ -267,22 +274,62 @@ class Detector:
             self._kind_keys.append(key)
         return self._kinds[key]
 
-    def _day_limits(self, day: date) -> tuple[np.ndarray, list[Limit | None]]:
-        """1-h limits of every (quantity, grade) kind on a local day: values (NaN where none)
-        and the Limit objects for the evidence. Cached per day and number of kinds."""
-        cached = self._limits.get(day)
+    def _day_limits(self, day: date, period: str = "1h") -> tuple[np.ndarray, list[Limit | None]]:
+        """Limits of ``period`` for every (quantity, grade) kind on a local day: values (NaN
+        where none) and the Limit objects for the evidence. Cached per day and kinds."""
+        cached = self._limits.get((day, period))
         if cached is None or len(cached[1]) < len(self._kind_keys):
             limits: list[Limit | None] = []
             for quantity, grade in self._kind_keys:
                 try:
-                    limits.append(gb3095().limit(quantity, "1h", grade, day,
+                    limits.append(gb3095().limit(quantity, period, grade, day,
                                                  self.config.pinned_edition))  # fmt: skip
                 except StandardError:  # a date before any edition: counted, not fatal
                     limits.append(None)
                     self._no_edition.add(day)
             values = np.array([lim.value if lim else np.nan for lim in limits], np.float64)
-            cached = self._limits[day] = (values, limits)
+            cached = self._limits[(day, period)] = (values, limits)
         return cached
+
+    def _warn(self, closed: ClosedHours) -> list[ExceedanceEvent]:
+        """Early warning (docs/detector.md): once a natural day has >= ``warn_min_hours``
+        valid hours, project its 24-hour mean by assuming the remaining hours stay at the
+        latest valid hourly mean; if the projection is above the 24-h limit (and the day can
+        still reach 20 valid hours), warn once for that day."""
+        if not len(closed):
+            return []
+        # the latest closed hour of each series in this batch
+        order = np.argsort(closed.hour_start_s, kind="stable")
+        sids_rev, first = np.unique(closed.series[order][::-1], return_index=True)
+        last = order[::-1][first]
+        valid = (closed.minutes[last] >= self.config.min_hour_minutes) & np.isfinite(
+            closed.mean[last]
+        )
+        sids, last = sids_rev[valid], last[valid]
+        daily = self._daily
+        n_valid = daily.acc_n[sids]
+        day_start = daily.day_start[sids]
+        remaining = (day_start + DAY_S - daily.last_hour[sids] - 3600) // 3600
+        projected = (daily.acc_sum[sids] + remaining * closed.mean[last]) / (n_valid + remaining)
+        events = []
+        candidates = (n_valid >= self.config.warn_min_hours) & (n_valid + remaining >= 20)
+        for i in np.flatnonzero(candidates):
+            sid, day_s = int(sids[i]), int(day_start[i])
+            if self._warned.get(sid) == day_s:
+                continue
+            day = datetime.fromtimestamp(day_s + 43200, self._zone).date()
+            limit = self._day_limits(day, "24h")[1][int(self._kind_of[sid])]
+            if limit is None or not projected[i] > limit.value:
+                continue
+            self._warned[sid] = day_s
+            s = self._series[sid]
+            events.append(ExceedanceEvent(
+                kind="warning", node=s.node, quantity=s.quantity, rule=RULE_24H_WARNING,
+                hour_start_s=day_s, value=float(projected[i]), limit=limit.value, unit=s.unit,
+                standard=limit.standard, edition=limit.edition, clause=limit.clause,
+                episode_start_s=day_s, peak=float(projected[i]), periods=int(n_valid[i]),
+            ))  # fmt: skip
+        return events
 
     def _judge(self, closed: ClosedHours) -> list[ExceedanceEvent]:
         """Compare closed hours with their limits (vectorised per hour) and step the episode

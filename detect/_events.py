@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-EventKind = Literal["open", "update", "close"]
+EventKind = Literal["open", "update", "close", "warning"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,3 +65,26 @@ def test_a_restart_in_the_middle_of_a_day_keeps_that_day(tmp_path: Path) -> None
     restarted = run(restart=True)
     assert restarted == run(restart=False)
     assert daily(restarted, "24h_mean") == [("open", 0, 82.5)]  # (12 * 95 + 12 * 70) / 24
+
+
+def test_early_warning_before_the_day_closes() -> None:
+    detector = Detector()
+    sid = detector.series_id("yy-0001", "PM2.5")  # 24-h limit 60 (2026 transitional)
+    # Morning clean, then high from 06:00: the projection crosses 60 at some hour.
+    events = hours(detector, sid, 0, [30.0] * 6 + [110.0] * 6)
+    warnings = [e for e in events if e.kind == "warning"]
+    assert len(warnings) == 1  # once per day, however long it stays on course
+    warning = warnings[0]
+    assert warning.rule == "24h_mean_projected" and warning.limit == 60.0
+    # Its projection: the valid hours so far, the rest of the day at the latest hour's mean.
+    n = warning.periods
+    assert n >= 6
+    assert warning.value == ((30.0 * 6 + 110.0 * (n - 6)) + 110.0 * (24 - n)) / 24
+    assert warning.value > 60.0 and warning.hour_start_s == DAY0
+
+
+def test_no_warning_when_the_day_stays_within_the_limit() -> None:
+    detector = Detector()
+    sid = detector.series_id("yy-0001", "PM2.5")
+    events = hours(detector, sid, 0, [40.0] * 23)
+    assert [e for e in events if e.kind == "warning"] == []
