@@ -9,6 +9,7 @@ import numpy as np
 
 from detect import _kernels
 from detect._batch import ReadingBatch
+from detect._state import SeriesState
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,54 +25,17 @@ class ClosedHours:
         return int(self.series.shape[0])
 
 
-class HourlyMeans:
+class HourlyMeans(SeriesState):
     """Open-hour accumulators for every series; ``late`` counts samples that came too late."""
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self.n_series = 0
-        self.late = 0
-        self._alloc(capacity)
-
-    # state array -> (dtype, initial value); the order is the kernels' argument order
-    _STATE: ClassVar[dict[str, tuple[type, float]]] = {
-        "hour_start": (np.int64, _kernels.NO_HOUR),
-        "last_closed": (np.int64, _kernels.NO_HOUR),
-        "acc_sum": (np.float64, 0.0),
-        "acc_n": (np.int64, 0),
-        "minute_mask": (np.int64, 0),
+    # state array -> (dtype, initial value, columns); the order is the kernels' argument order
+    _STATE: ClassVar[dict[str, tuple[type, float, int]]] = {
+        "hour_start": (np.int64, _kernels.NO_HOUR, 0),
+        "last_closed": (np.int64, _kernels.NO_HOUR, 0),
+        "acc_sum": (np.float64, 0.0, 0),
+        "acc_n": (np.int64, 0, 0),
+        "minute_mask": (np.int64, 0, 0),
     }
-
-    def _alloc(self, capacity: int) -> None:
-        n = self.n_series
-        for name, (dtype, initial) in self._STATE.items():
-            grown = np.full(capacity, initial, dtype)
-            if n:
-                grown[:n] = getattr(self, name)[:n]
-            setattr(self, name, grown)
-
-    def add_series(self) -> int:
-        if self.n_series == self.hour_start.shape[0]:
-            self._alloc(2 * self.n_series)
-        self.n_series += 1
-        return self.n_series - 1
-
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        """The used part of every state array, plus the late counter (for checkpoints)."""
-        arrays = {name: getattr(self, name)[: self.n_series].copy() for name in self._STATE}
-        arrays["late"] = np.array([self.late], np.int64)
-        return arrays
-
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        n = int(arrays["hour_start"].shape[0])
-        self.n_series = 0
-        self._alloc(max(n, 16))
-        for name in self._STATE:
-            getattr(self, name)[:n] = arrays[name]
-        self.n_series = n
-        self.late = int(arrays["late"][0])
-
-    def _state(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, name) for name in self._STATE)
 
     @staticmethod
     def _outputs(n: int) -> tuple[np.ndarray, ...]:
