@@ -25,6 +25,12 @@ class ReadingBatch:
     def __len__(self) -> int:
         return int(self.series.shape[0])
 
+    def rows(self, lo: int = 0, hi: int | None = None) -> ReadingBatch:
+        """Rows ``lo`` to ``hi`` as a batch of views (no copy)."""
+        return ReadingBatch(
+            self.series[lo:hi], self.ts_s[lo:hi], self.value[lo:hi], self.valid[lo:hi]
+        )
+
     @classmethod
     def from_lists(
         cls, series: list[int], ts_s: list[int], value: list[float], valid: list[bool]

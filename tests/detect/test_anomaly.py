@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -34,16 +33,12 @@ TIGHT = AnomalyConfig(
 )  # fmt: skip
 
 
-class Samples(NamedTuple):
-    series: np.ndarray
-    ts_s: np.ndarray
-    value: np.ndarray
-    valid: np.ndarray
+Samples = ReadingBatch  # a random stream of readings, as the detector takes them
 
-    def batch(self, lo: int = 0, hi: int | None = None) -> ReadingBatch:
-        return ReadingBatch(
-            self.series[lo:hi], self.ts_s[lo:hi], self.value[lo:hi], self.valid[lo:hi]
-        )
+
+def columns(samples: Samples) -> list[np.ndarray]:
+    """The batch's own arrays (not copies)."""
+    return [getattr(samples, f.name) for f in dataclasses.fields(samples)]
 
 
 def random_stream(rng: np.random.Generator, n_series: int, n: int) -> Samples:
@@ -102,7 +97,7 @@ def detector(n_series: int, config: AnomalyConfig = TIGHT, capacity: int = 2) ->
 
 def run(d: AnomalyDetector, samples: Samples, cuts: list[int]) -> AnomalyFlags:
     bounds = [0, *cuts, len(samples.series)]
-    parts = [d.update(samples.batch(lo, hi)) for lo, hi in itertools.pairwise(bounds)]
+    parts = [d.update(samples.rows(lo, hi)) for lo, hi in itertools.pairwise(bounds)]
     return AnomalyFlags(
         np.concatenate([p.flags for p in parts]), np.concatenate([p.score for p in parts])
     )
@@ -203,9 +198,9 @@ def test_default_rules_on_simple_faults() -> None:
 
 def test_nan_and_inputs_not_mutated() -> None:
     samples = random_stream(np.random.default_rng(3), 3, 500)
-    copies = [a.copy() for a in samples]
+    copies = [a.copy() for a in columns(samples)]
     out = run(detector(3), samples, [100, 250])
-    for before, after in zip(copies, samples, strict=True):
+    for before, after in zip(copies, columns(samples), strict=True):
         np.testing.assert_array_equal(before, after)
     assert np.isfinite(out.score).all()
     values, ts = samples.value[samples.series == 0], samples.ts_s[samples.series == 0]

@@ -55,8 +55,7 @@ def test_restore_mid_hour_and_mid_episode_gives_the_same_events(tmp_path: Path) 
             detector = Detector.restore(tmp_path / "detector.npz")
             assert detector.series_id("yy-0001", "NO2") == sid
         rest = hour_batch(sid, T0 + H, 320.0)
-        events += detector.update(type(rest)(rest.series[30:], rest.ts_s[30:], rest.value[30:],
-                                             rest.valid[30:]))  # fmt: skip
+        events += detector.update(rest.rows(30))
         events += detector.update(hour_batch(sid, T0 + 2 * H, 100.0))
         return events + detector.close_until(T0 + 3 * H)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -19,21 +19,17 @@ T0 = 1_717_200_000  # 2024-06-01T00:00:00Z, an hour boundary
 H = 3600
 
 
-class Samples(NamedTuple):
-    series: np.ndarray
-    ts_s: np.ndarray
-    value: np.ndarray
-    valid: np.ndarray
+Samples = ReadingBatch  # a random stream of readings, as the detector takes them
 
-    def batch(self, lo: int = 0, hi: int | None = None) -> ReadingBatch:
-        return ReadingBatch(
-            self.series[lo:hi], self.ts_s[lo:hi], self.value[lo:hi], self.valid[lo:hi]
-        )
 
-    def reference(self) -> tuple[dict[tuple[int, int], HourMean], int]:
-        return naive.hourly_means(
-            self.series.tolist(), self.ts_s.tolist(), self.value.tolist(), self.valid.tolist()
-        )
+def columns(samples: Samples) -> list[np.ndarray]:
+    """The batch's own arrays (not copies)."""
+    return [getattr(samples, f.name) for f in dataclasses.fields(samples)]
+
+
+def reference(samples: Samples) -> tuple[dict[tuple[int, int], HourMean], int]:
+    return naive.hourly_means(samples.series.tolist(), samples.ts_s.tolist(),
+                              samples.value.tolist(), samples.valid.tolist())  # fmt: skip
 
 
 def random_samples(rng: np.random.Generator, n_series: int, p_late: float) -> Samples:
@@ -96,7 +92,7 @@ def run(
     rows: list[HourMean] = []
     bounds = [0, *cuts, len(samples.series)]
     for lo, hi in itertools.pairwise(bounds):
-        rows += rows_of(means.update(samples.batch(lo, hi)))
+        rows += rows_of(means.update(samples.rows(lo, hi)))
     end = int(samples.ts_s.max()) + 2 * H if len(samples.ts_s) else T0
     rows += rows_of(means.close_until(end))
     assert rows_of(means.close_until(end + 10 * H)) == []  # nothing left open
@@ -109,7 +105,7 @@ def same_row(a: HourMean, b: HourMean) -> bool:
 
 
 def assert_matches_reference(rows: list[HourMean], late: int, samples: Samples) -> None:
-    expected, expected_late = samples.reference()
+    expected, expected_late = reference(samples)
     keys = [(r.series, r.hour_start_s) for r in rows]
     assert len(keys) == len(set(keys)), "an hour was emitted twice"
     assert set(keys) == set(expected)
@@ -154,7 +150,7 @@ def test_reference_sees_valid_hours() -> None:
     # The random inputs must exercise both sides of the 45-minute rule, or the
     # comparison above says little.
     rng = np.random.default_rng(3095)
-    hours = [h for _ in range(20) for h in random_samples(rng, 4, 0.02).reference()[0].values()]
+    hours = [h for _ in range(20) for h in reference(random_samples(rng, 4, 0.02))[0].values()]
     assert any(h.valid for h in hours)
     assert any(not h.valid and h.minutes > 0 for h in hours)
     assert any(math.isnan(h.mean) for h in hours)
@@ -271,10 +267,10 @@ def test_growth_keeps_open_hours() -> None:
 def test_input_arrays_are_not_mutated() -> None:
     rng = np.random.default_rng(7)
     samples = random_samples(rng, 4, p_late=0.05)
-    copies = [a.copy() for a in samples]
+    copies = [a.copy() for a in columns(samples)]
     means = new_means(4)
-    means.update(samples.batch())
+    means.update(samples.rows())
     means.close_until(int(samples.ts_s.max()) + 2 * H)
-    for before, after in zip(copies, samples, strict=True):
+    for before, after in zip(copies, columns(samples), strict=True):
         np.testing.assert_array_equal(before, after)
         assert before.dtype == after.dtype
