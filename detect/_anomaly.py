@@ -203,6 +203,20 @@ class AnomalyDetector:
         """A copy of one per-series state array (``level``, ``scale``, ``cpos``, ...)."""
         return self._arrays[name][: self.n_series].copy()
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The used part of every per-series array, parameters included (for checkpoints:
+        a restored detector needs no quantities)."""
+        return {name: self.state(name) for name in {**self._PARAMS, **self._STATE}}
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace all series and their state by what ``state_arrays`` returned."""
+        n = int(arrays["level"].shape[0])
+        self.n_series = 0
+        self._alloc(max(n, 16))
+        for name in {**self._PARAMS, **self._STATE}:
+            self._arrays[name][:n] = arrays[name]
+        self.n_series = n
+
     def update(self, batch: ReadingBatch) -> AnomalyFlags:
         n = len(batch)
         if n and (int(batch.series.min()) < 0 or int(batch.series.max()) >= self.n_series):
