@@ -22,21 +22,22 @@ from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
 from detect._regulatory import DailyMeans, EightHourMeans
 from tianwang.quantities import quantity_table
-from tianwang.standards import Limit, StandardError, gb3095
+from tianwang.standards import Limit, LimitBook, Permit, StandardError, noise_day_hours
 
 RULE_1H = "1h_mean"
 RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
 RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     """Args:
     timezone: the county's zone; standards' editions change on local dates.
-    pinned_edition: use this edition of GB 3095 whatever the sample date.
+    pinned_edition: use this edition (of the standard that has it, e.g. "GB 3095-2012")
+        whatever the sample date.
     min_hour_minutes: GB 3095-2026 Table 4: >= 45 min of sampling for a valid hour.
     open_after_hours: consecutive exceeding hours before an episode opens (minimum
         duration; 1 = every exceeding hour counts, as the standard does).
@@ -45,6 +46,8 @@ class DetectorConfig:
         so a mean wavering around the limit stays one episode instead of flapping.
     warn_min_hours: valid hours of a natural day before its 24-hour mean is projected for
         the early warning.
+    noise_day_hours: GB 3096 day (昼间) as local [start, end) hours; None: the data file's
+        06-22. Counties set their own (HJ 212-2017 Table 4).
     """
 
     timezone: str = "Asia/Shanghai"
@@ -54,6 +57,7 @@ class DetectorConfig:
     close_after_hours: int = 1
     close_margin: float = 0.05
     warn_min_hours: int = 6
+    noise_day_hours: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.open_after_hours < 1 or self.close_after_hours < 1:
@@ -83,17 +87,22 @@ class _Episode:
 class _Series:
     node: str
     quantity: str
-    grade: int
+    limit_class: str  # tianwang.standards.LimitBook
     unit: str
     episode: _Episode | None = field(default=None)
     pending: int = 0  # consecutive exceeding hours while no episode is open
 
 
 class Detector:
-    """Flags hours whose mean exceeds the GB 3095 1-hour limit of the node's zone grade."""
+    """Judges hourly means, natural days and 8-hour means against the limits of each series'
+    limit class (air GB 3095 grade, water GB 3838 class, noise GB 3096 zone, site permit)."""
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    def __init__(
+        self, config: DetectorConfig | None = None, permits: dict[str, Permit] | None = None
+    ) -> None:
         self.config = config or DetectorConfig()
+        self._book = LimitBook(self.config.pinned_edition, permits)  # fails on an unknown pin
+        self._day_start_h, self._day_end_h = self.config.noise_day_hours or noise_day_hours()
         self.stats = DetectorStats()
         self._zone = ZoneInfo(self.config.timezone)
         self._hourly = HourlyMeans()
@@ -106,14 +115,13 @@ class Detector:
         self._period_limits: dict[tuple[int, str, date], Limit | None] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._series: list[_Series] = []
-        self._kinds: dict[tuple[str, int], int] = {}  # (quantity, grade) -> kind
-        self._kind_keys: list[tuple[str, int]] = []
+        self._kinds: dict[tuple[str, str], int] = {}  # (quantity, limit class) -> kind
+        self._kind_keys: list[tuple[str, str]] = []
         self._kind_of = np.zeros(1024, np.int64)  # series -> kind
         self._active = np.zeros(1024, np.bool_)  # series -> in an episode, or about to open
-        self._limits: dict[date, tuple[np.ndarray, list[Limit | None]]] = {}
+        self._energy = np.zeros(1024, np.bool_)  # series -> levels averaged as energy (dB)
+        self._limits: dict[tuple[date, str, bool], _KindLimits] = {}
         self._no_edition: set[date] = set()
-        if self.config.pinned_edition is not None:
-            gb3095().edition(date.today(), self.config.pinned_edition)  # fail now, not mid-stream
 
     def checkpoint(self, path: str | Path) -> None:
         """Write all state (open hours, series, episodes, counters) to ``path`` atomically,
@@ -164,8 +172,9 @@ class Detector:
     def _states(self) -> list[tuple[str, HourlyMeans | DailyMeans | EightHourMeans]]:
         return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight)]
 
-    def series_id(self, node: str, quantity: str, zone_class: int = 2) -> int:
-        """Index of the (node, quantity) series, registering it on first sight."""
+    def series_id(self, node: str, quantity: str, limit_class: str = "air:2") -> int:
+        """Index of the (node, quantity) series, registering it on first sight with the
+        limit class that judges it (``Registry.limit_class``)."""
         key = (node, quantity)
         sid = self._ids.get(key)
         if sid is None:
@@ -173,7 +182,7 @@ class Detector:
             self._daily.add_series()
             self._eight.add_series()
             known = quantity_table().quantities.get(quantity)
-            self._register(_Series(node, quantity, zone_class, known.unit if known else ""))
+            self._register(_Series(node, quantity, limit_class, known.unit if known else ""))
         return sid
 
     def _register(self, series: _Series) -> None:
@@ -183,18 +192,40 @@ class Detector:
         if sid == self._kind_of.shape[0]:
             self._kind_of = np.concatenate([self._kind_of, np.zeros_like(self._kind_of)])
             self._active = np.concatenate([self._active, np.zeros_like(self._active)])
-        self._kind_of[sid] = self._kind(series.quantity, series.grade)
+            self._energy = np.concatenate([self._energy, np.zeros_like(self._energy)])
+        self._kind_of[sid] = self._kind(series.quantity, series.limit_class)
         self._active[sid] = series.episode is not None or series.pending > 0
+        known = quantity_table().quantities.get(series.quantity)
+        self._energy[sid] = known is not None and known.averaging == "energy"
 
     def update(self, batch: ReadingBatch) -> list[ExceedanceEvent]:
-        closed = self._hourly.update(batch)
+        closed = self._levels(self._hourly.update(self._energies(batch)))
         self.stats.late_samples = self._hourly.late
         return self._judge(closed) + self._warn(closed) + self._days(closed)
+
+    def _energies(self, batch: ReadingBatch) -> ReadingBatch:
+        """Sound levels enter the hourly means as energies, 10^(L/10): an hour's mean is
+        then the GB 3096 equivalent continuous level once ``_levels`` takes it back to dB."""
+        if not len(batch) or not self._energy[: len(self._series)].any():
+            return batch
+        rows = self._energy[batch.series]
+        if not rows.any():
+            return batch
+        value = batch.value.copy()  # the caller's batch is not modified
+        value[rows] = 10.0 ** (value[rows] / 10.0)
+        return ReadingBatch(batch.series, batch.ts_s, value, batch.valid)
+
+    def _levels(self, closed: ClosedHours) -> ClosedHours:
+        if len(closed):
+            rows = self._energy[closed.series]
+            if rows.any():
+                closed.mean[rows] = 10.0 * np.log10(closed.mean[rows])
+        return closed
 
     def close_until(self, cutoff_s: int) -> list[ExceedanceEvent]:
         """Close every hour (and natural day) that ends by ``cutoff_s`` (end of stream, or a
         quiet period)."""
-        closed = self._hourly.close_until(cutoff_s)
+        closed = self._levels(self._hourly.close_until(cutoff_s))
         events = self._judge(closed) + self._days(closed)
         days = self._daily.close_until(cutoff_s)
         events += self._judge_days(RULE_24H, "24h", days.series, days.day_start_s, days.mean)
@@ -217,8 +248,8 @@ class Detector:
         key = (self._kind_of[sid], period, day)
         if key not in self._period_limits:
             try:
-                self._period_limits[key] = gb3095().limit(s.quantity, period, s.grade, day,
-                                                          self.config.pinned_edition)  # fmt: skip
+                self._period_limits[key] = self._book.limit(s.limit_class, s.quantity, period,
+                                                            day)  # fmt: skip
             except StandardError:
                 self._period_limits[key] = None
         return self._period_limits[key]
@@ -247,49 +278,51 @@ class Detector:
         first valid day below ``limit * (1 - close_margin)``."""
         key = (sid, rule)
         episode = self._day_episodes.get(key)
-        if value > limit.value:
+        if limit.crossed_by(value):
             if episode is None:
                 episode = self._day_episodes[key] = _Episode(day_s, value)
                 kind = "open"
             else:
-                episode.peak = max(episode.peak, value)
+                episode.peak = _worse(episode.peak, value, limit)
                 episode.hours += 1
                 kind = "update"
-        elif episode is not None and value < limit.value * (1.0 - self.config.close_margin):
+        elif episode is not None and limit.inside_by(value, self.config.close_margin):
             del self._day_episodes[key]
             kind = "close"
         else:
             return None
         s = self._series[sid]
         return ExceedanceEvent(kind=kind, node=s.node, quantity=s.quantity, rule=rule,
-                               hour_start_s=day_s, value=value, limit=limit.value, unit=s.unit,
+                               hour_start_s=day_s, value=value, limit=limit.bound(value),
+                               unit=s.unit,
                                standard=limit.standard, edition=limit.edition,
                                clause=limit.clause, episode_start_s=episode.start_s,
                                peak=episode.peak, periods=episode.hours)  # fmt: skip
 
-    def _kind(self, quantity: str, grade: int) -> int:
-        key = (quantity, grade)
+    def _kind(self, quantity: str, limit_class: str) -> int:
+        key = (quantity, limit_class)
         if key not in self._kinds:
             self._kinds[key] = len(self._kind_keys)
             self._kind_keys.append(key)
         return self._kinds[key]
 
-    def _day_limits(self, day: date, period: str = "1h") -> tuple[np.ndarray, list[Limit | None]]:
-        """Limits of ``period`` for every (quantity, grade) kind on a local day: values (NaN
-        where none) and the Limit objects for the evidence. Cached per day and kinds."""
-        cached = self._limits.get((day, period))
-        if cached is None or len(cached[1]) < len(self._kind_keys):
+    def _day_limits(self, day: date, period: str = "1h", night: bool = False) -> _KindLimits:
+        """Limits of ``period`` for every (quantity, limit class) kind on a local day (and
+        part of the day, for noise). Cached per day and kinds."""
+        cached = self._limits.get((day, period, night))
+        if cached is None or len(cached.limits) < len(self._kind_keys):
             limits: list[Limit | None] = []
-            for quantity, grade in self._kind_keys:
+            for quantity, limit_class in self._kind_keys:
                 try:
-                    limits.append(gb3095().limit(quantity, period, grade, day,
-                                                 self.config.pinned_edition))  # fmt: skip
+                    limits.append(self._book.limit(limit_class, quantity, period, day, night))
                 except StandardError:  # a date before any edition: counted, not fatal
                     limits.append(None)
                     self._no_edition.add(day)
-            values = np.array([lim.value if lim else np.nan for lim in limits], np.float64)
-            cached = self._limits[(day, period)] = (values, limits)
+            cached = self._limits[(day, period, night)] = _KindLimits.of(limits)
         return cached
+
+    def _is_night(self, local: datetime) -> bool:
+        return not self._day_start_h <= local.hour < self._day_end_h
 
     def _warn(self, closed: ClosedHours) -> list[ExceedanceEvent]:
         """Early warning (docs/detector.md): once a natural day has >= ``warn_min_hours``
@@ -318,14 +351,15 @@ class Detector:
             if self._warned.get(sid) == day_s:
                 continue
             day = datetime.fromtimestamp(day_s + 43200, self._zone).date()
-            limit = self._day_limits(day, "24h")[1][int(self._kind_of[sid])]
-            if limit is None or not projected[i] > limit.value:
+            limit = self._day_limits(day, "24h").limits[int(self._kind_of[sid])]
+            if limit is None or not limit.crossed_by(float(projected[i])):
                 continue
             self._warned[sid] = day_s
             s = self._series[sid]
             events.append(ExceedanceEvent(
                 kind="warning", node=s.node, quantity=s.quantity, rule=RULE_24H_WARNING,
-                hour_start_s=day_s, value=float(projected[i]), limit=limit.value, unit=s.unit,
+                hour_start_s=day_s, value=float(projected[i]),
+                limit=limit.bound(float(projected[i])), unit=s.unit,
                 standard=limit.standard, edition=limit.edition, clause=limit.clause,
                 episode_start_s=day_s, peak=float(projected[i]), periods=int(n_valid[i]),
             ))  # fmt: skip
@@ -338,19 +372,25 @@ class Detector:
             return []
         n = len(closed)
         kinds = self._kind_of[closed.series]
-        limit_values = np.full(n, np.nan)
-        days = np.empty(n, dtype=object)
+        upper = np.full(n, np.nan)
+        lower = np.full(n, -np.inf)
+        hour_limits = np.empty(n, dtype=object)
         for hour in np.unique(closed.hour_start_s):
             rows = closed.hour_start_s == hour
-            day = datetime.fromtimestamp(int(hour), self._zone).date()
-            values, _ = self._day_limits(day)
-            limit_values[rows] = values[kinds[rows]]
-            days[rows] = day
-            if day in self._no_edition:
+            local = datetime.fromtimestamp(int(hour), self._zone)
+            table = self._day_limits(local.date(), "1h", self._is_night(local))
+            upper[rows] = table.upper[kinds[rows]]
+            lower[rows] = table.lower[kinds[rows]]
+            hour_limits[rows] = table
+            if local.date() in self._no_edition:
                 self.stats.hours_without_edition += int(np.count_nonzero(rows))
+        # a floor-only limit (DO) has no ceiling; the kernel skips non-finite limits
+        upper[np.isnan(upper) & np.isfinite(lower)] = np.finfo(np.float64).max
         verdicts = _kernels.exceeds(
-            closed.mean, closed.minutes, limit_values, self.config.min_hour_minutes
+            closed.mean, closed.minutes, upper, self.config.min_hour_minutes
         )
+        # floors (DO, pH): a judged hour below its floor exceeds too
+        verdicts[(verdicts == 0) & (closed.mean < lower)] = 1
         self.stats.hours_closed += n
         self.stats.hours_invalid += int(
             np.count_nonzero(closed.minutes < self.config.min_hour_minutes)
@@ -360,7 +400,7 @@ class Detector:
         events = []
         for i in np.flatnonzero(live):
             sid = int(closed.series[i])
-            limit = self._day_limits(days[i])[1][kinds[i]]
+            limit = hour_limits[i].limits[kinds[i]]
             event = self._step(sid, int(closed.hour_start_s[i]), float(closed.mean[i]),
                                bool(verdicts[i] == 1), limit)  # fmt: skip
             self._active[sid] = (
@@ -390,11 +430,11 @@ class Detector:
             s.pending = 0
             kind = "open"
         elif exceeded:
-            episode.peak = max(episode.peak, mean)
+            episode.peak = _worse(episode.peak, mean, limit)
             episode.hours += 1
             episode.below = 0
             kind = "update"
-        elif mean < limit.value * (1.0 - config.close_margin):
+        elif limit.inside_by(mean, config.close_margin):
             episode.below += 1
             if episode.below < config.close_after_hours:
                 return None
@@ -410,7 +450,7 @@ class Detector:
             rule=RULE_1H,
             hour_start_s=hour_s,
             value=mean,
-            limit=limit.value,
+            limit=limit.bound(mean),
             unit=s.unit,
             standard=limit.standard,
             edition=limit.edition,
@@ -419,3 +459,24 @@ class Detector:
             peak=episode.peak,
             periods=episode.hours,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _KindLimits:
+    """The limits of every kind for one period of one local day: bounds as arrays (NaN /
+    -inf where none) for the vectorised verdicts, Limit objects for the evidence."""
+
+    upper: np.ndarray
+    lower: np.ndarray
+    limits: list[Limit | None]
+
+    @classmethod
+    def of(cls, limits: list[Limit | None]) -> _KindLimits:
+        upper = np.array([lim.value if lim else np.nan for lim in limits], np.float64)
+        lower = np.array([lim.lower if lim else -np.inf for lim in limits], np.float64)
+        return cls(upper, lower, limits)
+
+
+def _worse(peak: float, value: float, limit: Limit) -> float:
+    """The episode's peak: the value furthest beyond the limit (the lowest, for a floor)."""
+    return value if limit.severity(value) > limit.severity(peak) else peak

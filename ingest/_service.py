@@ -21,7 +21,7 @@ from tianwang.aio import cancel_and_wait
 from tianwang.codec import PayloadError
 from tianwang.mqtt import BrokerAddress, LinkError, MqttLink
 from tianwang.quantities import quantity_table
-from tianwang.registry import Registry
+from tianwang.registry import Node, Registry
 from tianwang.topics import DATA_FILTER
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class IngestService:
     ) -> None:
         self.config = config
         self.registry = registry
+        self._sids: dict[tuple[str, str], int] = {}  # (node, quantity) -> detector series
         self.detector = detector
         self.sink = sink
         self.on_events = on_events
@@ -167,15 +168,22 @@ class IngestService:
             if seen is not None:
                 self.counts[seen] += 1
                 continue
-            pending.series.append(
-                self.detector.series_id(node.id, reading.quantity, node.zone_class)
-            )
+            pending.series.append(self._series_id(node, reading.quantity))
             pending.ts_s.append(reading.ts_ms // 1000)
             pending.value.append(reading.value)
             pending.valid.append(reading.flag == "N")
             pending.lines.append(reading_line(tags, reading))
             self.readings_by_node[node.id] += 1
             self.counts["readings"] += 1
+
+    def _series_id(self, node: Node, quantity: str) -> int:
+        sid = self._sids.get((node.id, quantity))
+        if sid is None:
+            limit_class = self.registry.limit_class(node, quantity)
+            sid = self._sids[(node.id, quantity)] = self.detector.series_id(
+                node.id, quantity, limit_class
+            )
+        return sid
 
     async def flush(self) -> None:
         """Write what is pending to the TSDB and through the detector."""

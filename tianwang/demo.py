@@ -93,7 +93,7 @@ async def run_pipeline(
 
     router = IncidentRouter(registry, store, notify)
     address = BrokerAddress.parse(broker)
-    detector = Detector(DetectorConfig(timezone=registry.timezone))
+    detector = Detector(DetectorConfig(timezone=registry.timezone), registry.permits)
     async with InfluxV1Sink(influx_url) as sink:
         async with IngestService(
             IngestConfig(address), registry, detector, sink, router.handle_async

@@ -26,6 +26,7 @@ class Quantity:
     min: float
     max: float
     molar_mass: float | None = None
+    averaging: str = "arithmetic"  # "energy": levels in dB are averaged as 10^(L/10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ class QuantityTable:
 def _quantity(name: str, q: dict[str, Any]) -> Quantity:
     mass = q.get("molar_mass")
     return Quantity(name, q["medium"], q["unit"], float(q["min"]), float(q["max"]),
-                    None if mass is None else float(mass))  # fmt: skip
+                    None if mass is None else float(mass),
+                    str(q.get("averaging", "arithmetic")))  # fmt: skip
 
 
 @cache

@@ -7,13 +7,14 @@ grid routes incidents with it. Format: docs/architecture.md and examples/county.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tianwang.quantities import quantity_table
+from tianwang.standards import NOISE_ZONES, WATER_CLASSES, Permit
 from tianwang.topics import NodeTopic
 
 _IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -36,9 +37,12 @@ class Node:
     place: NodeTopic
     lat: float
     lon: float
-    zone_class: int
+    zone_class: int  # GB 3095 ambient air zone grade, 1 or 2
     sampling_s: float
     quantities: tuple[str, ...]
+    water_class: str = "III"  # GB 3838 target class of the water body, I-V
+    noise_zone: str = "2"  # GB 3096 acoustic functional zone, 0-4b
+    permit: str | None = None  # id of the site's permit (Registry.permits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,20 @@ class Registry:
     township_names: dict[str, str]
     villages: dict[tuple[str, str], Village]
     nodes: dict[str, Node]
+    permits: dict[str, Permit] = field(default_factory=dict)
+
+    def limit_class(self, node: Node, quantity: str) -> str:
+        """Which limits judge this node's quantity (tianwang.standards.LimitBook): the site's
+        permit where it sets one for the quantity (a source monitor is not judged against
+        ambient standards), else the standard of the quantity's medium for the node's class."""
+        if node.permit is not None and self.permits[node.permit].covers(quantity):
+            return f"permit:{node.permit}"
+        medium = quantity_table().quantities[quantity].medium
+        if medium == "water":
+            return f"water:{node.water_class}"
+        if medium == "noise":
+            return f"noise:{node.noise_zone}"
+        return f"air:{node.zone_class}"
 
     def village_of(self, node: Node) -> Village:
         return self.villages[(node.place.township, node.place.village)]
@@ -87,6 +105,48 @@ def _number(raw: dict[str, Any], key: str, where: str, default: float | None = N
     return float(value)
 
 
+def _choice(raw: dict[str, Any], key: str, where: str, allowed: tuple[str, ...],
+            default: str) -> str:  # fmt: skip
+    value = str(raw.get(key, default))
+    if value not in allowed:
+        raise RegistryError(f"{where}.{key}: must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+_PERMIT_PERIODS = ("1h", "24h")
+
+
+def _permit(raw: dict[str, Any], where: str) -> Permit:
+    """A permit: id, holder, clause (where its limits come from) and limits, each
+    ``{quantity, period: 1h|24h, max and/or min}``."""
+    limits: dict[tuple[str, str], tuple[float, float]] = {}
+    for li, entry in enumerate(_need(raw, "limits", where)):
+        at = f"{where}.limits[{li}]"
+        quantity = str(_need(entry, "quantity", at))
+        if quantity not in quantity_table().quantities:
+            raise RegistryError(f"{at}.quantity: unknown quantity {quantity!r}")
+        period = _choice(entry, "period", at, _PERMIT_PERIODS, "1h")
+        if "max" not in entry and "min" not in entry:
+            raise RegistryError(f"{at}: needs max or min")
+        upper = _number(entry, "max", at) if "max" in entry else float("inf")
+        lower = _number(entry, "min", at) if "min" in entry else float("-inf")
+        if (quantity, period) in limits:
+            raise RegistryError(f"{at}: duplicate limit for {quantity} {period}")
+        limits[(quantity, period)] = (lower, upper)
+    return Permit(_ident(raw, where), str(raw.get("holder", "")),
+                  str(_need(raw, "clause", where)), limits)  # fmt: skip
+
+
+def _permits(raw: list[Any] | None) -> dict[str, Permit]:
+    permits: dict[str, Permit] = {}
+    for pi, entry in enumerate(raw or []):
+        permit = _permit(entry, f"permits[{pi}]")
+        if permit.id in permits:
+            raise RegistryError(f"permits[{pi}].id: duplicate permit {permit.id!r}")
+        permits[permit.id] = permit
+    return permits
+
+
 def _node(raw: dict[str, Any], place: tuple[str, str, str], where: str) -> Node:
     node_id = _ident(raw, where)
     quantities = tuple(_need(raw, "quantities", where))
@@ -108,6 +168,9 @@ def _node(raw: dict[str, Any], place: tuple[str, str, str], where: str) -> Node:
         zone_class=zone_class,
         sampling_s=sampling_s,
         quantities=quantities,
+        water_class=_choice(raw, "water_class", where, WATER_CLASSES, "III"),
+        noise_zone=_choice(raw, "noise_zone", where, NOISE_ZONES, "2"),
+        permit=str(raw["permit"]) if raw.get("permit") is not None else None,
     )
 
 
@@ -117,6 +180,7 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
     townships: dict[str, str] = {}
     villages: dict[tuple[str, str], Village] = {}
     nodes: dict[str, Node] = {}
+    permits = _permits(raw.get("permits") if isinstance(raw, dict) else None)
     for ti, township in enumerate(_need(raw, "townships", "grid")):
         t_where = f"townships[{ti}]"
         t_id = _ident(township, t_where)
@@ -143,6 +207,10 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
                 node = _node(raw_node, (county_id, t_id, v_id), f"{v_where}.nodes[{ni}]")
                 if node.id in nodes:
                     raise RegistryError(f"{v_where}.nodes[{ni}].id: duplicate node {node.id!r}")
+                if node.permit is not None and node.permit not in permits:
+                    raise RegistryError(
+                        f"{v_where}.nodes[{ni}].permit: unknown permit {node.permit!r}"
+                    )
                 nodes[node.id] = node
     return Registry(
         county=county_id,
@@ -151,6 +219,7 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
         township_names=townships,
         villages=villages,
         nodes=nodes,
+        permits=permits,
     )
 
 

@@ -109,8 +109,8 @@ def test_pm25_has_no_one_hour_limit() -> None:
 
 def test_grade_i_zone_uses_the_stricter_o3_limit() -> None:
     detector = Detector()
-    grade_1 = detector.series_id("park", "O3", zone_class=1)
-    grade_2 = detector.series_id("town", "O3", zone_class=2)
+    grade_1 = detector.series_id("park", "O3", "air:1")
+    grade_2 = detector.series_id("town", "O3", "air:2")
     events = feed(detector, grade_1, T0, [(180.0, 60)]) + feed(detector, grade_2, T0, [(180.0, 60)])
     assert [(e.kind, e.node, e.limit) for e in events] == [("open", "park", 160.0)]
     events = feed(detector, grade_2, T0 + H, [(210.0, 60)])
