@@ -10,6 +10,7 @@ from detect._anomaly import (
     AnomalyRule,
     anomaly_scores,
 )
+from detect._anomaly_events import ANOMALY_RULE_NAMES
 from detect._aqi import DailyAqi, hj633
 from detect._batch import ReadingBatch
 from detect._detector import (
@@ -27,6 +28,7 @@ from detect._hourly import ClosedHours, HourlyMeans
 from detect._regulatory import ClosedDays, ClosedMax8h, DailyMeans, EightHourMeans, MovingMeans
 
 __all__ = [
+    "ANOMALY_RULE_NAMES",
     "RULE_1H",
     "RULE_8H_MAX",
     "RULE_24H",

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from detect import _kernels
+from detect._anomaly import AnomalyConfig, AnomalyDetector, AnomalyRule
+from detect._anomaly_events import AnomalyEpisodes
 from detect._batch import ReadingBatch
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
@@ -48,6 +50,7 @@ class DetectorConfig:
         the early warning.
     noise_day_hours: GB 3096 day (昼间) as local [start, end) hours; None: the data file's
         06-22. Counties set their own (HJ 212-2017 Table 4).
+    anomaly_quiet_s: an anomaly episode closes after this long without its rule's flag.
     """
 
     timezone: str = "Asia/Shanghai"
@@ -58,6 +61,7 @@ class DetectorConfig:
     close_margin: float = 0.05
     warn_min_hours: int = 6
     noise_day_hours: tuple[int, int] | None = None
+    anomaly_quiet_s: int = 900
 
     def __post_init__(self) -> None:
         if self.open_after_hours < 1 or self.close_after_hours < 1:
@@ -73,6 +77,8 @@ class DetectorStats:
     hours_exceeded: int = 0
     hours_without_edition: int = 0  # sample dates before any edition of the standard
     late_samples: int = 0
+    flagged_samples: int = 0  # samples some anomaly rule flagged
+    excluded_samples: int = 0  # left out of the statistics: implausible
 
 
 @dataclass(slots=True)
@@ -98,9 +104,14 @@ class Detector:
     limit class (air GB 3095 grade, water GB 3838 class, noise GB 3096 zone, site permit)."""
 
     def __init__(
-        self, config: DetectorConfig | None = None, permits: dict[str, Permit] | None = None
+        self,
+        config: DetectorConfig | None = None,
+        permits: dict[str, Permit] | None = None,
+        anomaly: AnomalyConfig | None = None,
     ) -> None:
         self.config = config or DetectorConfig()
+        self._anomaly = AnomalyDetector(anomaly)
+        self._anomaly_episodes = AnomalyEpisodes(self.config.anomaly_quiet_s, self._describe)
         self._book = LimitBook(self.config.pinned_edition, permits)  # fails on an unknown pin
         self._day_start_h, self._day_end_h = self.config.noise_day_hours or noise_day_hours()
         self.stats = DetectorStats()
@@ -135,6 +146,7 @@ class Detector:
             "day_episodes": [
                 [sid, rule, asdict(e)] for (sid, rule), e in self._day_episodes.items()
             ],
+            "anomaly_episodes": self._anomaly_episodes.to_json(),
         }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -147,14 +159,24 @@ class Detector:
         os.replace(tmp, path)
 
     @classmethod
-    def restore(cls, path: str | Path, config: DetectorConfig | None = None) -> Detector:
-        """A detector in the state ``checkpoint`` wrote; ``config`` defaults to the saved one."""
+    def restore(
+        cls,
+        path: str | Path,
+        config: DetectorConfig | None = None,
+        permits: dict[str, Permit] | None = None,
+        anomaly: AnomalyConfig | None = None,
+    ) -> Detector:
+        """A detector in the state ``checkpoint`` wrote; ``config`` defaults to the saved one.
+        Permits and anomaly settings are configuration, not state: pass them again."""
         with np.load(Path(path)) as data:
             meta = json.loads(str(data["meta"]))
             if meta["version"] != CHECKPOINT_VERSION:
                 raise ValueError(f"checkpoint version {meta['version']}, expected "
                                  f"{CHECKPOINT_VERSION}")  # fmt: skip
-            detector = cls(config or DetectorConfig(**meta["config"]))
+            saved = meta["config"]
+            if saved.get("noise_day_hours") is not None:
+                saved["noise_day_hours"] = tuple(saved["noise_day_hours"])  # JSON made a list
+            detector = cls(config or DetectorConfig(**saved), permits, anomaly)
             for prefix, state in detector._states():
                 state.load_state_arrays({k.split(".", 1)[1]: data[k] for k in data.files
                                          if k.startswith(prefix + ".")})  # fmt: skip
@@ -167,10 +189,16 @@ class Detector:
         detector._warned = {int(sid): int(day) for sid, day in meta["warned"]}
         for sid, rule, episode in meta["day_episodes"]:
             detector._day_episodes[(sid, rule)] = _Episode(**episode)
+        detector._anomaly_episodes.load_json(meta["anomaly_episodes"])
         return detector
 
-    def _states(self) -> list[tuple[str, HourlyMeans | DailyMeans | EightHourMeans]]:
-        return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight)]
+    def _states(self) -> list[tuple[str, _Checkpointed]]:
+        return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight),
+                ("anomaly", self._anomaly)]  # fmt: skip
+
+    def _describe(self, sid: int) -> tuple[str, str, str]:
+        s = self._series[sid]
+        return s.node, s.quantity, s.unit
 
     def series_id(self, node: str, quantity: str, limit_class: str = "air:2") -> int:
         """Index of the (node, quantity) series, registering it on first sight with the
@@ -181,6 +209,7 @@ class Detector:
             sid = self._ids[key] = self._hourly.add_series()
             self._daily.add_series()
             self._eight.add_series()
+            self._anomaly.add_series(quantity)
             known = quantity_table().quantities.get(quantity)
             self._register(_Series(node, quantity, limit_class, known.unit if known else ""))
         return sid
@@ -194,14 +223,32 @@ class Detector:
             self._active = np.concatenate([self._active, np.zeros_like(self._active)])
             self._energy = np.concatenate([self._energy, np.zeros_like(self._energy)])
         self._kind_of[sid] = self._kind(series.quantity, series.limit_class)
+        self._anomaly_episodes.add_series(sid)
         self._active[sid] = series.episode is not None or series.pending > 0
         known = quantity_table().quantities.get(series.quantity)
         self._energy[sid] = known is not None and known.averaging == "energy"
 
     def update(self, batch: ReadingBatch) -> list[ExceedanceEvent]:
-        closed = self._levels(self._hourly.update(self._energies(batch)))
+        """Score the batch's samples (anomaly events), then fold them into the hourly means
+        and judge what closes (regulatory events). Events come anomalies first."""
+        scored = self._anomaly.update(batch)
+        events = self._anomaly_episodes.update(batch, scored.flags, scored.score)
+        self.stats.flagged_samples += int(np.count_nonzero(scored.flags & _FLAGGED))
+        closed = self._levels(
+            self._hourly.update(self._energies(self._usable(batch, scored.flags)))
+        )
         self.stats.late_samples = self._hourly.late
-        return self._judge(closed) + self._warn(closed) + self._days(closed)
+        return events + self._judge(closed) + self._warn(closed) + self._days(closed)
+
+    def _usable(self, batch: ReadingBatch, flags: np.ndarray) -> ReadingBatch:
+        """Physically implausible values are not data: they stay out of the regulatory
+        statistics. Spikes stay in: pollution spikes too."""
+        excluded = (flags & _NOT_DATA) != 0
+        if not excluded.any():
+            return batch
+        valid = batch.valid & ~excluded
+        self.stats.excluded_samples += int(np.count_nonzero(batch.valid & excluded))
+        return ReadingBatch(batch.series, batch.ts_s, batch.value, valid)
 
     def _energies(self, batch: ReadingBatch) -> ReadingBatch:
         """Sound levels enter the hourly means as energies, 10^(L/10): an hour's mean is
@@ -226,7 +273,8 @@ class Detector:
         """Close every hour (and natural day) that ends by ``cutoff_s`` (end of stream, or a
         quiet period)."""
         closed = self._levels(self._hourly.close_until(cutoff_s))
-        events = self._judge(closed) + self._days(closed)
+        events = self._anomaly_episodes.close_until(cutoff_s)
+        events += self._judge(closed) + self._days(closed)
         days = self._daily.close_until(cutoff_s)
         events += self._judge_days(RULE_24H, "24h", days.series, days.day_start_s, days.mean)
         max8 = self._eight.close_until(cutoff_s)
@@ -385,7 +433,7 @@ class Detector:
             if local.date() in self._no_edition:
                 self.stats.hours_without_edition += int(np.count_nonzero(rows))
         # a floor-only limit (DO) has no ceiling; the kernel skips non-finite limits
-        upper[np.isnan(upper) & np.isfinite(lower)] = np.finfo(np.float64).max
+        upper[~np.isfinite(upper) & np.isfinite(lower)] = np.finfo(np.float64).max
         verdicts = _kernels.exceeds(
             closed.mean, closed.minutes, upper, self.config.min_hour_minutes
         )
@@ -459,6 +507,15 @@ class Detector:
             peak=episode.peak,
             periods=episode.hours,
         )
+
+
+# Only physically impossible values leave the statistics. A run of equal values is a stuck
+# sensor's symptom but also what a coarse sensor reports on a still night; it raises an
+# event for the officer and stays in the means.
+_NOT_DATA = int(AnomalyRule.IMPLAUSIBLE)
+_FLAGGED = int(AnomalyRule.SPIKE | AnomalyRule.LEVEL_SHIFT | AnomalyRule.STUCK
+               | AnomalyRule.IMPLAUSIBLE | AnomalyRule.RATE)  # fmt: skip
+_Checkpointed = HourlyMeans | DailyMeans | EightHourMeans | AnomalyDetector
 
 
 @dataclass(frozen=True, slots=True)

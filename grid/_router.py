@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from detect import ExceedanceEvent
+from detect import ANOMALY_RULE_NAMES, ExceedanceEvent
 from grid._store import Incident, IncidentDraft, IncidentStore
 from tianwang.registry import Officer, Registry
 
@@ -26,6 +27,10 @@ class RoutedIncident:
 
 Notifier = Callable[[RoutedIncident], None]
 
+# Anomaly rules that mean a sensor needs a visit. Spikes, level shifts and fast changes are
+# also what real pollution does: they stay evidence in the event stream, not work.
+SENSOR_RULES = frozenset({"stuck", "implausible", "drift"})
+
 
 class IncidentRouter:
     """Opens or extends one incident per (node, quantity, rule) and notifies its officer
@@ -37,6 +42,8 @@ class IncidentRouter:
         self.notify = notify
 
     def _route(self, event: ExceedanceEvent) -> RoutedIncident | None:
+        if event.rule in ANOMALY_RULE_NAMES and event.rule not in SENSOR_RULES:
+            return None
         node = self.registry.nodes[event.node]
         village = self.registry.village_of(node)
         if event.kind == "open":
@@ -51,7 +58,7 @@ class IncidentRouter:
                     officer_id=village.officer.id,
                     started_at=datetime.fromtimestamp(event.episode_start_s, UTC),
                     value=event.value,
-                    limit_value=event.limit,
+                    limit_value=event.limit if math.isfinite(event.limit) else None,
                     unit=event.unit,
                     standard=event.standard,
                     edition=event.edition,

@@ -30,7 +30,7 @@ incidents = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("peak", sa.Float, nullable=False),
-    sa.Column("limit_value", sa.Float, nullable=False),
+    sa.Column("limit_value", sa.Float, nullable=True),  # NULL: an anomaly rule, no limit
     sa.Column("unit", sa.String(16), nullable=False),
     sa.Column("standard", sa.String(64), nullable=False),
     sa.Column("edition", sa.String(64), nullable=False),
@@ -60,7 +60,7 @@ class Incident:
     officer_id: str
     value: float
     peak: float
-    limit_value: float
+    limit_value: float | None
     unit: str
     standard: str
     edition: str
@@ -80,7 +80,7 @@ class IncidentDraft:
     officer_id: str
     started_at: datetime
     value: float
-    limit_value: float
+    limit_value: float | None
     unit: str
     standard: str
     edition: str

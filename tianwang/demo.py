@@ -54,12 +54,19 @@ class DemoResult:
         }
 
 
+_STATISTIC = {"1h_mean": "hourly mean", "24h_mean": "daily mean", "8h_max": "max 8-h mean"}
+
+
 def format_incident(r: RoutedIncident) -> str:
     i = r.incident
+    where = f"incident #{i.id}: node {i.node} at {r.place} ({r.lat:.4f}, {r.lon:.4f}): "
+    to = f" -> officer {r.officer.name} ({r.officer.id})"
+    if i.limit_value is None:  # an anomaly rule: the sensor needs a visit
+        return f"{where}{i.quantity} sensor {i.rule} at {i.value:.1f} {i.unit}{to}"
+    beyond = "<" if i.value < i.limit_value else ">"  # floors (DO, pH) are crossed downwards
     return (
-        f"incident #{i.id}: node {i.node} at {r.place} ({r.lat:.4f}, {r.lon:.4f}): "
-        f"{i.quantity} hourly mean {i.value:.1f} {i.unit} > limit {i.limit_value:g} "
-        f"({i.edition}, 1-h Grade II) -> officer {r.officer.name} ({r.officer.id})"
+        f"{where}{i.quantity} {_STATISTIC.get(i.rule, i.rule)} {i.value:.1f} {i.unit} {beyond} "
+        f"limit {i.limit_value:g} ({i.edition}){to}"
     )
 
 
