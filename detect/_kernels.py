@@ -15,11 +15,45 @@ values, ``minute_mask`` minutes with data. Outputs: series, hour start, mean, mi
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 JIT = {"cache": True, "nogil": True}
 HOUR_S = 3600
 NO_HOUR = -1
+
+CACHE_LINE = 64
+
+
+@intrinsic
+def prefetch_item(typingctx, array, index):
+    """Ask the CPU to start loading ``array[index]`` (every cache line of it, for writing):
+    ``llvm.prefetch``, a hint that never faults and changes no result. The state of a
+    series is a record at a random place, so a kernel prefetches the record of a sample a
+    few rows ahead and its load has arrived when that row comes up."""
+    if not isinstance(array, types.Array) or array.ndim != 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]],
+                                       wraparound=False)  # fmt: skip
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_ptr], ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
+        )
+        base = builder.bitcast(ptr, byte_ptr)
+        size = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        for offset in [*range(0, size, CACHE_LINE), size - 1]:  # write, keep in all levels
+            line = builder.gep(base, [ir.IntType(64)(offset)])
+            builder.call(fn, [line, i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
 
 # fmt: off
 
