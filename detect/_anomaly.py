@@ -21,6 +21,7 @@ import yaml
 
 from detect import _anomaly_kernels as _k
 from detect._batch import ReadingBatch
+from detect._state import new_records
 from tianwang.quantities import quantity_table
 
 
@@ -137,51 +138,48 @@ class AnomalyFlags:
 
 
 class AnomalyDetector:
-    """Streaming anomaly rules for many series; state in arrays grown by doubling.
+    """Streaming anomaly rules for many series; state in records grown by doubling.
 
     ``add_series(quantity)`` registers a series (its index is the batch's ``series``);
     ``update(batch)`` scores a batch. Results do not depend on how a stream is cut into
     batches; the batch is not modified.
     """
 
-    # per-series array -> (dtype, initial value); the order is the kernel's argument order
-    _PARAMS: ClassVar[dict[str, tuple[type, float]]] = {
-        "low": (np.float64, -math.inf),
-        "high": (np.float64, math.inf),
-        "rate_max": (np.float64, math.inf),
-        "sd_floor": (np.float64, 1e-6),
-    }
-    _STATE: ClassVar[dict[str, tuple[type, float]]] = {
-        "level": (np.float64, 0.0),
-        "scale": (np.float64, 0.0),
-        "n_seen": (np.int64, 0),
-        "n_level": (np.int64, 0),
-        "base_t": (np.int64, _k.NO_TIME),
-        "cpos": (np.float64, 0.0),
-        "cneg": (np.float64, 0.0),
-        "last_t": (np.int64, _k.NO_TIME),
-        "prev_t": (np.int64, _k.NO_TIME),
-        "prev_x": (np.float64, math.nan),
-        "run_len": (np.int64, 0),
+    # One record per series (detect/_state.py): field -> (dtype, initial value, 0 = scalar).
+    # Parameters and state share the record, fields read by every sample first, so a
+    # sample in random series order touches two cache lines instead of fifteen arrays.
+    _FIELDS: ClassVar[dict[str, tuple[type, float, int]]] = {
+        "last_t": (np.int64, _k.NO_TIME, 0),
+        "low": (np.float64, -math.inf, 0),
+        "high": (np.float64, math.inf, 0),
+        "prev_t": (np.int64, _k.NO_TIME, 0),
+        "prev_x": (np.float64, math.nan, 0),
+        "rate_max": (np.float64, math.inf, 0),  # per second
+        "run_len": (np.int64, 0, 0),
+        "n_seen": (np.int64, 0, 0),
+        "level": (np.float64, 0.0, 0),
+        "scale": (np.float64, 0.0, 0),
+        "sd_floor": (np.float64, 1e-6, 0),
+        "n_level": (np.int64, 0, 0),
+        "cpos": (np.float64, 0.0, 0),
+        "cneg": (np.float64, 0.0, 0),
+        "base_t": (np.int64, _k.NO_TIME, 0),
     }
 
     def __init__(self, config: AnomalyConfig | None = None, capacity: int = 1024) -> None:
         self.config = config or AnomalyConfig.default()
         self.n_series = 0
-        self._arrays: dict[str, np.ndarray] = {}
         self._alloc(max(1, capacity))
 
     def _alloc(self, capacity: int) -> None:
-        n = self.n_series
-        for name, (dtype, initial) in {**self._PARAMS, **self._STATE}.items():
-            grown = np.full(capacity, initial, dtype)
-            if n:
-                grown[:n] = self._arrays[name][:n]
-            self._arrays[name] = grown
+        grown = new_records(self._FIELDS, capacity)
+        if self.n_series:
+            grown[: self.n_series] = self._rows[: self.n_series]
+        self._rows = grown
 
     def add_series(self, quantity: str | None = None) -> int:
         """Register a series of ``quantity`` (None: no range, rate limit or floor known)."""
-        if self.n_series == self._arrays["level"].shape[0]:
+        if self.n_series == self._rows.shape[0]:
             self._alloc(2 * self.n_series)
         sid = self.n_series
         self.n_series += 1
@@ -191,30 +189,33 @@ class AnomalyDetector:
             low, high = known.min, known.max
         cfg = self.config
         rate = cfg.rate_per_min.get(quantity, cfg.default_rate_per_min) if quantity else math.inf
-        self._arrays["low"][sid] = low
-        self._arrays["high"][sid] = high
-        self._arrays["rate_max"][sid] = rate / 60.0
-        self._arrays["sd_floor"][sid] = (
+        row = self._rows[sid]
+        row["low"] = low
+        row["high"] = high
+        row["rate_max"] = rate / 60.0
+        row["sd_floor"] = (
             cfg.sd_floor.get(quantity, cfg.default_sd_floor) if quantity else cfg.default_sd_floor
         )
         return sid
 
     def state(self, name: str) -> np.ndarray:
         """A copy of one per-series state array (``level``, ``scale``, ``cpos``, ...)."""
-        return self._arrays[name][: self.n_series].copy()
+        if name not in self._FIELDS:
+            raise KeyError(name)
+        return self._rows[name][: self.n_series].copy()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The used part of every per-series array, parameters included (for checkpoints:
-        a restored detector needs no quantities)."""
-        return {name: self.state(name) for name in {**self._PARAMS, **self._STATE}}
+        """The used part of every per-series field as its own array, parameters included
+        (for checkpoints: a restored detector needs no quantities)."""
+        return {name: self.state(name) for name in self._FIELDS}
 
     def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Replace all series and their state by what ``state_arrays`` returned."""
         n = int(arrays["level"].shape[0])
         self.n_series = 0
         self._alloc(max(n, 16))
-        for name in {**self._PARAMS, **self._STATE}:
-            self._arrays[name][:n] = arrays[name]
+        for name in self._FIELDS:
+            self._rows[name][:n] = arrays[name]
         self.n_series = n
 
     def update(self, batch: ReadingBatch) -> AnomalyFlags:
@@ -223,15 +224,13 @@ class AnomalyDetector:
             raise ValueError("batch names a series the detector does not know")
         flags = np.empty(n, np.uint16)
         score = np.empty(n, np.float64)
-        a = self._arrays
         _k.score_batch(
             np.ascontiguousarray(batch.series, np.int64),
             np.ascontiguousarray(batch.ts_s, np.int64),
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),
-            *(a[name] for name in self._PARAMS),
+            self._rows,
             *self.config.kernel_args(),
-            *(a[name] for name in self._STATE),
             flags,
             score,
         )

@@ -32,6 +32,8 @@ import math
 import numpy as np
 from numba import njit
 
+from detect._kernels import prefetch_item
+
 JIT = {"cache": True, "nogil": True}
 NO_TIME = np.iinfo(np.int64).min
 
@@ -45,6 +47,8 @@ OUT_OF_ORDER = 64
 DRIFT = 128  # drift against neighbours: drift_batch (wrapper: detect/_drift.py)
 _BASELINE_VETO = SPIKE | STUCK | RATE
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x - mu| for Gaussian noise
+GAIN_SLOTS = 64  # entries of score_batch's cache of time gains (a power of 2)
+AHEAD = 8  # rows ahead whose record score_batch prefetches (about one memory latency)
 
 # fmt: off
 
@@ -54,102 +58,128 @@ def _squash(r):
     return r / (1.0 + r)
 
 
-@njit(**JIT)
-def _learn(s, t, x, tau_level_s, tau_scale_s, warmup, level, scale, n_seen, n_level, base_t):
-    """Move the baseline of series ``s`` towards ``x``: cumulative means while young (the
+@njit(inline="always", **JIT)
+def _gains(dt, tau_level_s, tau_scale_s, gain_dt, gain):
+    """``1 - exp(-dt / tau)`` of the level and of the scale, cached by ``dt`` in a small
+    direct-mapped table: sensors sample at a fixed period, so a batch holds a few distinct
+    ``dt`` and exp() would otherwise be most of a sample's arithmetic. The cached values are
+    the same expressions, so the results are bit-identical (``dt`` = 0, the table's initial
+    key, has gains 0, its initial values)."""
+    slot = dt & (GAIN_SLOTS - 1)
+    if gain_dt[slot] != dt:
+        gain_dt[slot] = dt
+        gain[slot, 0] = 1.0 - math.exp(-float(dt) / tau_level_s)
+        gain[slot, 1] = 1.0 - math.exp(-float(dt) / tau_scale_s)
+    return gain[slot, 0], gain[slot, 1]
+
+
+@njit(inline="always", **JIT)
+def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
+    """Move the baseline of record ``r`` towards ``x``: cumulative means while young (the
     level since its last restart, the scale since the start), then time-weighted EWMAs."""
-    n_seen[s] += 1
-    n_level[s] += 1
-    if n_seen[s] == 1:
-        level[s] = x
-        scale[s] = 0.0
-        base_t[s] = t
+    r.n_seen += 1
+    r.n_level += 1
+    if r.n_seen == 1:
+        r.level = x
+        r.scale = 0.0
+        r.base_t = t
         return
-    dt = float(t - base_t[s])
-    a_level = max(1.0 - math.exp(-dt / tau_level_s), 1.0 / n_level[s])
-    a_scale = 1.0 - math.exp(-dt / tau_scale_s)
-    if n_seen[s] <= warmup:
-        a_scale = max(a_scale, 1.0 / (n_seen[s] - 1))
-    r = x - level[s]
-    level[s] += a_level * r
-    scale[s] += a_scale * (abs(r) - scale[s])
-    base_t[s] = t
+    g_level, g_scale = _gains(t - r.base_t, tau_level_s, tau_scale_s, gain_dt, gain)
+    a_level = max(g_level, 1.0 / r.n_level)
+    a_scale = g_scale
+    if r.n_seen <= warmup:
+        a_scale = max(a_scale, 1.0 / (r.n_seen - 1))
+    d = x - r.level
+    r.level += a_level * d
+    r.scale += a_scale * (abs(d) - r.scale)
+    r.base_t = t
+
+
+@njit(inline="always", **JIT)
+def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stuck_eps,
+           warmup):
+    """Flags and largest rule statistic of a plausible sample ``x`` at ``t``; updates the
+    rate, stuck and CUSUM state of record ``r`` (not the baseline)."""
+    flags = 0
+    r_max = 0.0
+    if r.prev_t != NO_TIME:
+        step = abs(x - r.prev_x)
+        r_rate = step / (float(t - r.prev_t) * r.rate_max)
+        if r_rate > 1.0:
+            flags |= RATE
+        r_max = max(r_max, r_rate)
+        r.run_len = r.run_len + 1 if step <= stuck_eps and x > r.low else 1
+    else:
+        r.run_len = 1
+    r.prev_t = t
+    r.prev_x = x
+    r_stuck = (r.run_len - 1) / (stuck_n - 1.0)
+    if r.run_len >= stuck_n:
+        flags |= STUCK
+    r_max = max(r_max, r_stuck)
+    if r.n_seen >= warmup and x > r.low:  # at the lower bound: censored, not scored
+        sd = max(SD_PER_MAD * r.scale, r.sd_floor)
+        z = (x - r.level) / sd
+        r_spike = abs(z) / k_spike
+        if r_spike > 1.0:
+            flags |= SPIKE
+        r_max = max(r_max, r_spike)
+        if r.n_level >= relearn:
+            zc = min(max(z, -cusum_clip), cusum_clip)
+            r.cpos = max(0.0, r.cpos + zc - cusum_k)
+            r.cneg = max(0.0, r.cneg - zc - cusum_k)
+            r_cusum = max(r.cpos, r.cneg) / cusum_h
+            r_max = max(r_max, r_cusum)
+            if r_cusum > 1.0:  # accept the new level: relearn it from here, keep the scale
+                flags |= LEVEL_SHIFT
+                r.cpos = 0.0
+                r.cneg = 0.0
+                r.n_level = 1
+                r.level = x
+                r.base_t = t
+    return flags, r_max
 
 
 @njit(**JIT)
-def score_batch(series, ts_s, values, valid,
-                low, high, rate_max, sd_floor,
+def score_batch(series, ts_s, values, valid, state,
                 k_spike, tau_level_s, tau_scale_s, warmup,
                 cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stuck_eps,
-                level, scale, n_seen, n_level, base_t, cpos, cneg,
-                last_t, prev_t, prev_x, run_len,
                 out_flags, out_score):
     """Score every sample of a batch in arrival order, updating the state in place.
 
-    ``low``, ``high``, ``rate_max`` (per second) and ``sd_floor`` are per series; the state
-    arrays are per series; ``out_flags`` (uint16) and ``out_score`` hold one row per sample.
+    ``state`` holds one record per series: its parameters ``low``, ``high``, ``rate_max``
+    (per second), ``sd_floor`` and its state (``detect/_anomaly.py`` lists the fields), so
+    a sample touches one record; ``out_flags`` (uint16) and ``out_score`` hold one row per
+    sample.
     """
-    for i in range(series.shape[0]):
-        s = series[i]
+    gain_dt = np.zeros(GAIN_SLOTS, np.int64)
+    gain = np.zeros((GAIN_SLOTS, 2), np.float64)
+    n = series.shape[0]
+    for i in range(n):
+        if i + AHEAD < n:
+            prefetch_item(state, series[i + AHEAD])
+        r = state[series[i]]
         t = ts_s[i]
         x = values[i]
-        if last_t[s] != NO_TIME and t <= last_t[s]:
+        if r.last_t != NO_TIME and t <= r.last_t:
             out_flags[i] = OUT_OF_ORDER
             out_score[i] = 0.0
             continue
-        last_t[s] = t
+        r.last_t = t
         if not valid[i] or not np.isfinite(x):
             out_flags[i] = MISSING
             out_score[i] = 0.0
             continue
-        if x < low[s] or x > high[s]:
+        if x < r.low or x > r.high:
             out_flags[i] = IMPLAUSIBLE
             out_score[i] = 1.0
             continue
-        flags = 0
-        r_max = 0.0
-        if prev_t[s] != NO_TIME:
-            step = abs(x - prev_x[s])
-            r_rate = step / (float(t - prev_t[s]) * rate_max[s])
-            if r_rate > 1.0:
-                flags |= RATE
-            r_max = max(r_max, r_rate)
-            run_len[s] = run_len[s] + 1 if step <= stuck_eps and x > low[s] else 1
-        else:
-            run_len[s] = 1
-        prev_t[s] = t
-        prev_x[s] = x
-        r_stuck = (run_len[s] - 1) / (stuck_n - 1.0)
-        if run_len[s] >= stuck_n:
-            flags |= STUCK
-        r_max = max(r_max, r_stuck)
-        censored = x <= low[s]  # at the lower bound: below detection, or clipped
-        if n_seen[s] >= warmup and not censored:
-            sd = max(SD_PER_MAD * scale[s], sd_floor[s])
-            z = (x - level[s]) / sd
-            r_spike = abs(z) / k_spike
-            if r_spike > 1.0:
-                flags |= SPIKE
-            r_max = max(r_max, r_spike)
-            if n_level[s] >= relearn:
-                zc = min(max(z, -cusum_clip), cusum_clip)
-                cpos[s] = max(0.0, cpos[s] + zc - cusum_k)
-                cneg[s] = max(0.0, cneg[s] - zc - cusum_k)
-                r_cusum = max(cpos[s], cneg[s]) / cusum_h
-                r_max = max(r_max, r_cusum)
-                if r_cusum > 1.0:  # accept the new level: relearn it from here, keep the scale
-                    flags |= LEVEL_SHIFT
-                    cpos[s] = 0.0
-                    cneg[s] = 0.0
-                    n_level[s] = 1
-                    level[s] = x
-                    base_t[s] = t
-        if flags & _BASELINE_VETO == 0 and flags & LEVEL_SHIFT == 0 and not censored:
-            _learn(s, t, x, tau_level_s, tau_scale_s, warmup, level, scale, n_seen, n_level,
-                   base_t)
+        flags, r_max = _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn,
+                              stuck_n, stuck_eps, warmup)
+        if flags & (_BASELINE_VETO | LEVEL_SHIFT) == 0 and x > r.low:
+            _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain)
         out_flags[i] = flags
         out_score[i] = _squash(r_max)
-
 
 
 @njit(**JIT)

@@ -1,4 +1,4 @@
-"""State of the hourly means: per-series arrays, preallocated and grown by doubling."""
+"""State of the hourly means: one record per series, preallocated and grown by doubling."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class ClosedHours:
 class HourlyMeans(SeriesState):
     """Open-hour accumulators for every series; ``late`` counts samples that came too late."""
 
-    # state array -> (dtype, initial value, columns); the order is the kernels' argument order
+    # record field -> (dtype, initial value, columns)
     _STATE: ClassVar[dict[str, tuple[type, float, int]]] = {
         "hour_start": (np.int64, _kernels.NO_HOUR, 0),
         "last_closed": (np.int64, _kernels.NO_HOUR, 0),
@@ -51,12 +51,12 @@ class HourlyMeans(SeriesState):
             raise ValueError("batch names a series the detector does not know")
         out = self._outputs(len(batch))
         k, late = _kernels.accumulate_hours(
-            batch.series, batch.ts_s, batch.value, batch.valid, *self._state(), *out
+            batch.series, batch.ts_s, batch.value, batch.valid, self.rows, *out
         )
         self.late += late
         return ClosedHours(*(a[:k] for a in out))
 
     def close_until(self, cutoff_s: int) -> ClosedHours:
         out = self._outputs(self.n_series)
-        k = _kernels.close_hours(cutoff_s, self.n_series, *self._state(), *out)
+        k = _kernels.close_hours(cutoff_s, self.n_series, self.rows, *out)
         return ClosedHours(*(a[:k] for a in out))

@@ -1,11 +1,13 @@
-"""Numba kernels: pure functions over columnar batches and per-series state arrays.
+"""Numba kernels: pure functions over columnar batches and per-series state records.
 
 No objects cross into njit: the Python layer (``_hourly.py``) owns the arrays and passes
-them in. Hourly mean per GB 3095-2026 §3 (arithmetic mean over the hour) with the Table 4
-validity rule (>= 45 minutes of sampling in the hour), counted as distinct minutes that
-hold at least one valid sample, kept as a 60-bit mask per series.
+them in. The per-series state is one structured array with a record per series
+(``detect/_state.py``): series arrive in random order, so a sample should touch one record,
+not one array per field. Hourly mean per GB 3095-2026 §3 (arithmetic mean over the hour)
+with the Table 4 validity rule (>= 45 minutes of sampling in the hour), counted as distinct
+minutes that hold at least one valid sample, kept as a 60-bit mask per series.
 
-State per series s: ``hour_start[s]`` open hour (or NO_HOUR), ``last_closed[s]`` the last
+Record fields of series s: ``hour_start`` open hour (or NO_HOUR), ``last_closed`` the last
 hour emitted (a closed hour is never reopened), ``acc_sum``/``acc_n`` sum and count of valid
 values, ``minute_mask`` minutes with data. Outputs: series, hour start, mean, minutes.
 """
@@ -13,11 +15,45 @@ values, ``minute_mask`` minutes with data. Outputs: series, hour start, mean, mi
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 JIT = {"cache": True, "nogil": True}
 HOUR_S = 3600
 NO_HOUR = -1
+
+CACHE_LINE = 64
+
+
+@intrinsic
+def prefetch_item(typingctx, array, index):
+    """Ask the CPU to start loading ``array[index]`` (every cache line of it, for writing):
+    ``llvm.prefetch``, a hint that never faults and changes no result. The state of a
+    series is a record at a random place, so a kernel prefetches the record of a sample a
+    few rows ahead and its load has arrived when that row comes up."""
+    if not isinstance(array, types.Array) or array.ndim != 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]],
+                                       wraparound=False)  # fmt: skip
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_ptr], ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
+        )
+        base = builder.bitcast(ptr, byte_ptr)
+        size = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        for offset in [*range(0, size, CACHE_LINE), size - 1]:  # write, keep in all levels
+            line = builder.gep(base, [ir.IntType(64)(offset)])
+            builder.call(fn, [line, i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
 
 # fmt: off
 
@@ -32,58 +68,58 @@ def popcount(mask: np.int64) -> int:
 
 
 @njit(**JIT)
-def _emit(s, hour_start, last_closed, acc_sum, acc_n, minute_mask,
-          out_series, out_hour, out_mean, out_minutes, k):
+def _emit(s, r, out_series, out_hour, out_mean, out_minutes, k):
+    """Write the open hour of series ``s`` (record ``r``) to output row ``k``; reset it."""
     out_series[k] = s
-    out_hour[k] = hour_start[s]
-    out_minutes[k] = popcount(minute_mask[s])
-    out_mean[k] = acc_sum[s] / acc_n[s] if acc_n[s] > 0 else np.nan
-    last_closed[s] = hour_start[s]
-    hour_start[s] = NO_HOUR
-    acc_sum[s] = 0.0
-    acc_n[s] = 0
-    minute_mask[s] = 0
+    out_hour[k] = r.hour_start
+    out_minutes[k] = popcount(r.minute_mask)
+    out_mean[k] = r.acc_sum / r.acc_n if r.acc_n > 0 else np.nan
+    r.last_closed = r.hour_start
+    r.hour_start = NO_HOUR
+    r.acc_sum = 0.0
+    r.acc_n = 0
+    r.minute_mask = 0
 
 
 @njit(**JIT)
-def accumulate_hours(series, ts_s, values, valid,
-                     hour_start, last_closed, acc_sum, acc_n, minute_mask,
+def accumulate_hours(series, ts_s, values, valid, state,
                      out_series, out_hour, out_mean, out_minutes):
     """Add a batch to the open hour of each series; emit every hour that a later sample closes.
 
-    Samples older than a series' open hour, or in an hour already emitted, are late: skipped
-    and counted. Output arrays must hold ``len(series)`` rows; returns (rows written, late).
+    ``state`` holds one record per series (fields as in the module docstring). Samples older
+    than a series' open hour, or in an hour already emitted, are late: skipped and counted.
+    Output arrays must hold ``len(series)`` rows; returns (rows written, late).
     """
     k = 0
     late = 0
     for i in range(series.shape[0]):
         s = series[i]
-        hour = ts_s[i] - ts_s[i] % HOUR_S
-        if hour <= last_closed[s] or (hour_start[s] != NO_HOUR and hour < hour_start[s]):
+        r = state[s]  # one record: the sample's only random memory access
+        t = ts_s[i]
+        hour = t - t % HOUR_S
+        if hour <= r.last_closed or (r.hour_start != NO_HOUR and hour < r.hour_start):
             late += 1
             continue
-        if hour_start[s] != NO_HOUR and hour > hour_start[s]:
-            _emit(s, hour_start, last_closed, acc_sum, acc_n, minute_mask,
-                  out_series, out_hour, out_mean, out_minutes, k)
+        if r.hour_start != NO_HOUR and hour > r.hour_start:
+            _emit(s, r, out_series, out_hour, out_mean, out_minutes, k)
             k += 1
-        hour_start[s] = hour
-        if valid[i] and np.isfinite(values[i]):
-            acc_sum[s] += values[i]
-            acc_n[s] += 1
-            minute_mask[s] |= np.int64(1) << ((ts_s[i] - hour) // 60)
+        r.hour_start = hour
+        x = values[i]
+        if valid[i] and np.isfinite(x):
+            r.acc_sum += x
+            r.acc_n += 1
+            r.minute_mask |= np.int64(1) << ((t - hour) // 60)
     return k, late
 
 
 @njit(**JIT)
-def close_hours(cutoff_s, n_series,
-                hour_start, last_closed, acc_sum, acc_n, minute_mask,
-                out_series, out_hour, out_mean, out_minutes):
+def close_hours(cutoff_s, n_series, state, out_series, out_hour, out_mean, out_minutes):
     """Emit every open hour that ends at or before ``cutoff_s``; returns rows written."""
     k = 0
     for s in range(n_series):
-        if hour_start[s] != NO_HOUR and hour_start[s] + HOUR_S <= cutoff_s:
-            _emit(s, hour_start, last_closed, acc_sum, acc_n, minute_mask,
-                  out_series, out_hour, out_mean, out_minutes, k)
+        r = state[s]
+        if r.hour_start != NO_HOUR and r.hour_start + HOUR_S <= cutoff_s:
+            _emit(s, r, out_series, out_hour, out_mean, out_minutes, k)
             k += 1
     return k
 

@@ -115,7 +115,7 @@ class DailyMeans(_SeriesState):
         out = _day_outputs(len(closed))
         k, late = _k.daily_means(
             closed.series, closed.hour_start_s, closed.mean, closed.minutes,
-            int(utc_offset_s), self.min_hour_minutes, self.min_hours, *self._state(), *out,
+            int(utc_offset_s), self.min_hour_minutes, self.min_hours, self.rows, *out,
         )  # fmt: skip
         self.late += late
         return ClosedDays(*(a[:k] for a in out))
@@ -123,7 +123,7 @@ class DailyMeans(_SeriesState):
     def close_until(self, cutoff_s: int) -> ClosedDays:
         """Close every open day that ends by ``cutoff_s`` (end of stream, quiet period)."""
         out = _day_outputs(self.n_series)
-        k = _k.close_days(int(cutoff_s), self.n_series, self.min_hours, *self._state(), *out)
+        k = _k.close_days(int(cutoff_s), self.n_series, self.min_hours, self.rows, *out)
         return ClosedDays(*(a[:k] for a in out))
 
 
@@ -176,7 +176,7 @@ class EightHourMeans(_SeriesState):
         k, late = _k.eight_hour_means(
             closed.series, closed.hour_start_s, closed.mean, closed.minutes,
             int(utc_offset_s), self.min_hour_minutes, self.min_window_hours,
-            *self._state(), mov_mean, mov_n, *out,
+            self.rows, mov_mean, mov_n, *out,
         )  # fmt: skip
         self.late += late
         moving = MovingMeans(closed.series.copy(), closed.hour_start_s.copy(), mov_mean, mov_n)
@@ -185,6 +185,5 @@ class EightHourMeans(_SeriesState):
     def close_until(self, cutoff_s: int) -> ClosedMax8h:
         """Close every open day that ends by ``cutoff_s``."""
         out = _max_outputs(self.n_series)
-        state = self._state()
-        k = _k.close_eight_hour_days(int(cutoff_s), self.n_series, *state[2:], *out)
+        k = _k.close_eight_hour_days(int(cutoff_s), self.n_series, self.rows, *out)
         return ClosedMax8h(*(a[:k] for a in out))

@@ -1,6 +1,7 @@
 """Numba kernels for the daily statistics of GB 3095-2026 over closed hourly means.
 
-Pure functions over arrays; the Python layer (``_regulatory.py``) owns the state arrays.
+Pure functions over arrays; the Python layer (``_regulatory.py``) owns the state: one
+structured array with a record per series (``detect/_state.py``).
 
 - Daily (24-h) mean, GB 3095-2026 §3: arithmetic mean of the hourly means of a natural day;
   Table 4: valid only with >= 20 valid hourly means in that day.
@@ -41,64 +42,62 @@ def local_day_start(hour_s, offset_s):
 
 
 @njit(**JIT)
-def _emit_day(s, day_start, acc_sum, acc_n, min_hours,
-              out_series, out_day, out_mean, out_hours, k):
+def _emit_day(s, r, min_hours, out_series, out_day, out_mean, out_hours, k):
     out_series[k] = s
-    out_day[k] = day_start[s]
-    out_hours[k] = acc_n[s]
-    out_mean[k] = acc_sum[s] / acc_n[s] if acc_n[s] >= min_hours else np.nan
+    out_day[k] = r.day_start
+    out_hours[k] = r.acc_n
+    out_mean[k] = r.acc_sum / r.acc_n if r.acc_n >= min_hours else np.nan
 
 
 @njit(**JIT)
-def daily_means(series, hour_s, mean, minutes, offset_s, min_minutes, min_hours,
-                day_start, last_hour, acc_sum, acc_n,
+def daily_means(series, hour_s, mean, minutes, offset_s, min_minutes, min_hours, state,
                 out_series, out_day, out_mean, out_hours):
     """Fold closed hours into each series' open natural day; emit a day when a later day's
-    hour arrives. The emitted mean is NaN unless the day holds >= ``min_hours`` valid hours
-    (minutes >= ``min_minutes`` and a finite mean). Outputs hold ``len(series)`` rows;
-    returns (rows written, late)."""
+    hour arrives. ``state`` holds one record per series (``day_start``, ``last_hour``,
+    ``acc_sum``, ``acc_n``). The emitted mean is NaN unless the day holds >= ``min_hours``
+    valid hours (minutes >= ``min_minutes`` and a finite mean). Outputs hold
+    ``len(series)`` rows; returns (rows written, late)."""
     k = 0
     late = 0
     for i in range(series.shape[0]):
         s = series[i]
+        r = state[s]
         h = hour_s[i]
-        if last_hour[s] != NO_TIME and h <= last_hour[s]:
+        if r.last_hour != NO_TIME and h <= r.last_hour:
             late += 1
             continue
         day = local_day_start(h, offset_s)
-        if day_start[s] != NO_TIME and day != day_start[s]:
-            _emit_day(s, day_start, acc_sum, acc_n, min_hours,
-                      out_series, out_day, out_mean, out_hours, k)
+        if r.day_start != NO_TIME and day != r.day_start:
+            _emit_day(s, r, min_hours, out_series, out_day, out_mean, out_hours, k)
             k += 1
-            acc_sum[s] = 0.0
-            acc_n[s] = 0
-        day_start[s] = day
-        last_hour[s] = h
+            r.acc_sum = 0.0
+            r.acc_n = 0
+        r.day_start = day
+        r.last_hour = h
         if minutes[i] >= min_minutes and np.isfinite(mean[i]):
-            acc_sum[s] += mean[i]
-            acc_n[s] += 1
+            r.acc_sum += mean[i]
+            r.acc_n += 1
     return k, late
 
 
 @njit(**JIT)
-def close_days(cutoff_s, n_series, min_hours, day_start, last_hour, acc_sum, acc_n,
-               out_series, out_day, out_mean, out_hours):
+def close_days(cutoff_s, n_series, min_hours, state, out_series, out_day, out_mean, out_hours):
     """Emit every open day that ends at or before ``cutoff_s``; returns rows written."""
     k = 0
     for s in range(n_series):
-        if day_start[s] != NO_TIME and day_start[s] + DAY_S <= cutoff_s:
-            _emit_day(s, day_start, acc_sum, acc_n, min_hours,
-                      out_series, out_day, out_mean, out_hours, k)
+        r = state[s]
+        if r.day_start != NO_TIME and r.day_start + DAY_S <= cutoff_s:
+            _emit_day(s, r, min_hours, out_series, out_day, out_mean, out_hours, k)
             k += 1
-            last_hour[s] = day_start[s] + DAY_S - HOUR_S  # the closed day takes no more hours
-            day_start[s] = NO_TIME
-            acc_sum[s] = 0.0
-            acc_n[s] = 0
+            r.last_hour = r.day_start + DAY_S - HOUR_S  # the closed day takes no more hours
+            r.day_start = NO_TIME
+            r.acc_sum = 0.0
+            r.acc_n = 0
     return k
 
 
 @njit(**JIT)
-def _window_mean(s, h, ring_hour, ring_val):
+def _window_mean(r, h):
     """Mean and count of the valid hourly means in the 8 hours ending with the hour at ``h``.
     The ring holds hour h at slot (h // 3600) % 8; a slot whose stamp is not the expected
     hour is a gap (missing hour)."""
@@ -107,79 +106,79 @@ def _window_mean(s, h, ring_hour, ring_val):
     for j in range(WINDOW):
         hj = h - j * HOUR_S
         slot = (hj // HOUR_S) % WINDOW
-        if ring_hour[s, slot] == hj and np.isfinite(ring_val[s, slot]):
-            total += ring_val[s, slot]
+        if r.ring_hour[slot] == hj and np.isfinite(r.ring_val[slot]):
+            total += r.ring_val[slot]
             n += 1
     return (total / n if n > 0 else np.nan), n
 
 
 @njit(**JIT)
-def _emit_max(s, day_start, best, n_windows, n_hours,
-              out_series, out_day, out_max, out_windows, out_hours, k):
+def _emit_max(s, r, out_series, out_day, out_max, out_windows, out_hours, k):
     out_series[k] = s
-    out_day[k] = day_start[s]
-    out_max[k] = best[s] if n_windows[s] > 0 else np.nan
-    out_windows[k] = n_windows[s]
-    out_hours[k] = n_hours[s]
-    best[s] = -np.inf
-    n_windows[s] = 0
-    n_hours[s] = 0
+    out_day[k] = r.day_start
+    out_max[k] = r.best if r.n_windows > 0 else np.nan
+    out_windows[k] = r.n_windows
+    out_hours[k] = r.n_hours
+    r.best = -np.inf
+    r.n_windows = 0
+    r.n_hours = 0
 
 
 @njit(**JIT)
 def eight_hour_means(series, hour_s, mean, minutes, offset_s, min_minutes, min_window_hours,
-                     ring_hour, ring_val, day_start, last_hour, best, n_windows, n_hours,
-                     mov_mean, mov_n,
+                     state, mov_mean, mov_n,
                      out_series, out_day, out_max, out_windows, out_hours):
     """8-h moving mean ending at every closed hour (written to ``mov_mean`` / ``mov_n``,
     one per input row, NaN when fewer than ``min_window_hours`` valid hours or late), and
     the daily maximum over windows T8..T24 of each natural day, emitted when a later day's
-    hour arrives. Returns (day rows written, late)."""
+    hour arrives. ``state`` holds one record per series: the ring (``ring_hour``,
+    ``ring_val``, 8 slots each), ``day_start``, ``last_hour``, ``best``, ``n_windows``,
+    ``n_hours``. Returns (day rows written, late)."""
     k = 0
     late = 0
     for i in range(series.shape[0]):
         s = series[i]
+        r = state[s]
         h = hour_s[i]
         mov_mean[i] = np.nan
         mov_n[i] = 0
-        if last_hour[s] != NO_TIME and h <= last_hour[s]:
+        if r.last_hour != NO_TIME and h <= r.last_hour:
             late += 1
             continue
         day = local_day_start(h, offset_s)
-        if day_start[s] != NO_TIME and day != day_start[s]:
-            _emit_max(s, day_start, best, n_windows, n_hours,
-                      out_series, out_day, out_max, out_windows, out_hours, k)
+        if r.day_start != NO_TIME and day != r.day_start:
+            _emit_max(s, r, out_series, out_day, out_max, out_windows, out_hours, k)
             k += 1
-        day_start[s] = day
-        last_hour[s] = h
+        r.day_start = day
+        r.last_hour = h
         slot = (h // HOUR_S) % WINDOW
-        ring_hour[s, slot] = h
+        r.ring_hour[slot] = h
         ok = minutes[i] >= min_minutes and np.isfinite(mean[i])
-        ring_val[s, slot] = mean[i] if ok else np.nan
+        r.ring_val[slot] = mean[i] if ok else np.nan
         if ok:
-            n_hours[s] += 1
-        m, n = _window_mean(s, h, ring_hour, ring_val)
+            r.n_hours += 1
+        m, n = _window_mean(r, h)
         mov_n[i] = n
         if n >= min_window_hours:
             mov_mean[i] = m
             if (h - day) // HOUR_S >= FIRST_WINDOW_END:
-                n_windows[s] += 1
-                if m > best[s]:
-                    best[s] = m
+                r.n_windows += 1
+                if m > r.best:
+                    r.best = m
     return k, late
 
 
 @njit(**JIT)
-def close_eight_hour_days(cutoff_s, n_series, day_start, last_hour, best, n_windows, n_hours,
+def close_eight_hour_days(cutoff_s, n_series, state,
                           out_series, out_day, out_max, out_windows, out_hours):
     """Emit every open day that ends at or before ``cutoff_s``; returns rows written.
     The ring is kept: a window may still reach back into a closed day."""
     k = 0
     for s in range(n_series):
-        if day_start[s] != NO_TIME and day_start[s] + DAY_S <= cutoff_s:
-            _emit_max(s, day_start, best, n_windows, n_hours,
-                      out_series, out_day, out_max, out_windows, out_hours, k)
+        r = state[s]
+        if r.day_start != NO_TIME and r.day_start + DAY_S <= cutoff_s:
+            _emit_max(s, r, out_series, out_day, out_max, out_windows, out_hours, k)
             k += 1
-            last_hour[s] = day_start[s] + DAY_S - HOUR_S  # the closed day takes no more hours
-            day_start[s] = NO_TIME
+            r.last_hour = r.day_start + DAY_S - HOUR_S  # the closed day takes no more hours
+            r.day_start = NO_TIME
     return k
