@@ -342,11 +342,9 @@ def test_permit_missing_field(field: str) -> None:
     assert _error(_one_node(_node("n1"), [permit])) == f"permits[0].{field}: missing"
 
 
-@pytest.mark.xfail(strict=True, reason="registry accepts a permit limit whose min is above "
-                   "its max (every value then exceeds); see the limits test report")  # fmt: skip
 def test_permit_limit_min_above_max_is_refused() -> None:
     permit = _permit(limits=[{"quantity": "pH", "min": 9, "max": 6}])
-    assert "permits[0].limits[0]" in _error(_one_node(_node("n1"), [permit]))
+    assert "permits[0].limits[0]: min 9 is above max 6" in _error(_one_node(_node("n1"), [permit]))
 
 
 def test_limit_class_per_medium_and_permit() -> None:

@@ -130,6 +130,8 @@ def _permit(raw: dict[str, Any], where: str) -> Permit:
             raise RegistryError(f"{at}: needs max or min")
         upper = _number(entry, "max", at) if "max" in entry else float("inf")
         lower = _number(entry, "min", at) if "min" in entry else float("-inf")
+        if lower > upper:
+            raise RegistryError(f"{at}: min {lower:g} is above max {upper:g}")
         if (quantity, period) in limits:
             raise RegistryError(f"{at}: duplicate limit for {quantity} {period}")
         limits[(quantity, period)] = (lower, upper)
