@@ -29,6 +29,7 @@ H = 3600
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 RNG_SEED = 20260601
 
+
 def local(year: int, month: int, day: int, hour: int) -> int:
     """Epoch seconds of a local (Asia/Shanghai) hour start."""
     return int(datetime(year, month, day, hour, tzinfo=SHANGHAI).timestamp())
