@@ -25,6 +25,7 @@ HOUR_S = 3600
 NO_HOUR = -1
 
 CACHE_LINE = 64
+AHEAD = 16  # rows ahead whose state record a kernel prefetches (about one memory latency)
 
 
 @intrinsic
@@ -92,7 +93,10 @@ def accumulate_hours(series, ts_s, values, valid, state,
     """
     k = 0
     late = 0
-    for i in range(series.shape[0]):
+    n = series.shape[0]
+    for i in range(n):
+        if i + AHEAD < n:
+            prefetch_item(state, series[i + AHEAD])
         s = series[i]
         r = state[s]  # one record: the sample's only random memory access
         t = ts_s[i]

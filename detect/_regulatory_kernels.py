@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from detect._kernels import JIT  # one set of JIT flags for every kernel
+from detect._kernels import AHEAD, JIT, prefetch_item  # one set of JIT flags for every kernel
 
 HOUR_S = 3600
 DAY_S = 86400
@@ -59,7 +59,10 @@ def daily_means(series, hour_s, mean, minutes, offset_s, min_minutes, min_hours,
     ``len(series)`` rows; returns (rows written, late)."""
     k = 0
     late = 0
-    for i in range(series.shape[0]):
+    n = series.shape[0]
+    for i in range(n):
+        if i + AHEAD < n:
+            prefetch_item(state, series[i + AHEAD])
         s = series[i]
         r = state[s]
         h = hour_s[i]
@@ -96,18 +99,20 @@ def close_days(cutoff_s, n_series, min_hours, state, out_series, out_day, out_me
     return k
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _window_mean(r, h):
     """Mean and count of the valid hourly means in the 8 hours ending with the hour at ``h``.
     The ring holds hour h at slot (h // 3600) % 8; a slot whose stamp is not the expected
     hour is a gap (missing hour)."""
+    ring_hour = r.ring_hour
+    ring_val = r.ring_val
+    last = h // HOUR_S  # one division; slot of hour j back is (last - j) mod 8
     total = 0.0
     n = 0
     for j in range(WINDOW):
-        hj = h - j * HOUR_S
-        slot = (hj // HOUR_S) % WINDOW
-        if r.ring_hour[slot] == hj and np.isfinite(r.ring_val[slot]):
-            total += r.ring_val[slot]
+        slot = (last - j) & (WINDOW - 1)  # == (last - j) % WINDOW, WINDOW a power of 2
+        if ring_hour[slot] == h - j * HOUR_S and np.isfinite(ring_val[slot]):
+            total += ring_val[slot]
             n += 1
     return (total / n if n > 0 else np.nan), n
 
@@ -136,7 +141,10 @@ def eight_hour_means(series, hour_s, mean, minutes, offset_s, min_minutes, min_w
     ``n_hours``. Returns (day rows written, late)."""
     k = 0
     late = 0
-    for i in range(series.shape[0]):
+    n = series.shape[0]
+    for i in range(n):
+        if i + AHEAD < n:
+            prefetch_item(state, series[i + AHEAD])
         s = series[i]
         r = state[s]
         h = hour_s[i]
