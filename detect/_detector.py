@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -250,6 +250,12 @@ class Detector:
         self.stats.excluded_samples += int(np.count_nonzero(batch.valid & excluded))
         return ReadingBatch(batch.series, batch.ts_s, batch.value, valid)
 
+    def judge_hours(self, closed: ClosedHours) -> list[ExceedanceEvent]:
+        """Judge hourly means computed elsewhere (a replay of hourly records): the hourly,
+        daily and 8-hour rules, as if the hours had closed here. Levels (dB) as they are.
+        No early warning: it projects the day from the latest hour of a live stream."""
+        return self._judge(closed) + self._days(closed)
+
     def _energies(self, batch: ReadingBatch) -> ReadingBatch:
         """Sound levels enter the hourly means as energies, 10^(L/10): an hour's mean is
         then the GB 3096 equivalent continuous level once ``_levels`` takes it back to dB."""
@@ -369,8 +375,22 @@ class Detector:
             cached = self._limits[(day, period, night)] = _KindLimits.of(limits)
         return cached
 
-    def _is_night(self, local: datetime) -> bool:
-        return not self._day_start_h <= local.hour < self._day_end_h
+    def _hour_tables(self, hour_start_s: np.ndarray) -> tuple[list[_KindLimits], np.ndarray]:
+        """The limit table of each closed hour: one per local day and part of the day (noise
+        day/night), and each hour's index into them. Vectorised, so a replay of years of
+        hours in one call stays linear."""
+        local_s = hour_start_s + self._utc_offset_s
+        day_index = local_s // DAY_S
+        hour = (local_s % DAY_S) // 3600
+        night = (hour < self._day_start_h) | (hour >= self._day_end_h)
+        keys, group = np.unique(day_index * 2 + night, return_inverse=True)
+        tables = []
+        for key, rows in zip(keys.tolist(), np.bincount(group).tolist(), strict=True):
+            day = _EPOCH_DAY + timedelta(days=key // 2)
+            tables.append(self._day_limits(day, "1h", bool(key % 2)))
+            if day in self._no_edition:
+                self.stats.hours_without_edition += rows
+        return tables, group.reshape(-1)
 
     def _warn(self, closed: ClosedHours) -> list[ExceedanceEvent]:
         """Early warning (docs/detector.md): once a natural day has >= ``warn_min_hours``
@@ -420,18 +440,9 @@ class Detector:
             return []
         n = len(closed)
         kinds = self._kind_of[closed.series]
-        upper = np.full(n, np.nan)
-        lower = np.full(n, -np.inf)
-        hour_limits = np.empty(n, dtype=object)
-        for hour in np.unique(closed.hour_start_s):
-            rows = closed.hour_start_s == hour
-            local = datetime.fromtimestamp(int(hour), self._zone)
-            table = self._day_limits(local.date(), "1h", self._is_night(local))
-            upper[rows] = table.upper[kinds[rows]]
-            lower[rows] = table.lower[kinds[rows]]
-            hour_limits[rows] = table
-            if local.date() in self._no_edition:
-                self.stats.hours_without_edition += int(np.count_nonzero(rows))
+        tables, group = self._hour_tables(closed.hour_start_s)
+        upper = np.stack([t.upper[: len(self._kind_keys)] for t in tables])[group, kinds]
+        lower = np.stack([t.lower[: len(self._kind_keys)] for t in tables])[group, kinds]
         # a floor-only limit (DO) has no ceiling; the kernel skips non-finite limits
         upper[~np.isfinite(upper) & np.isfinite(lower)] = np.finfo(np.float64).max
         verdicts = _kernels.exceeds(
@@ -444,11 +455,15 @@ class Detector:
             np.count_nonzero(closed.minutes < self.config.min_hour_minutes)
         )
         self.stats.hours_exceeded += int(np.count_nonzero(verdicts == 1))
-        live = (verdicts == 1) | ((verdicts == 0) & self._active[closed.series])
+        # a series in an episode, or getting one in this call (several hours of a series can
+        # close at once: a replay, a node's backlog), may close it on a later row
+        touched = self._active.copy()
+        touched[closed.series[verdicts == 1]] = True
+        live = (verdicts == 1) | ((verdicts == 0) & touched[closed.series])
         events = []
         for i in np.flatnonzero(live):
             sid = int(closed.series[i])
-            limit = hour_limits[i].limits[kinds[i]]
+            limit = tables[group[i]].limits[kinds[i]]
             event = self._step(sid, int(closed.hour_start_s[i]), float(closed.mean[i]),
                                bool(verdicts[i] == 1), limit)  # fmt: skip
             self._active[sid] = (
@@ -512,6 +527,7 @@ class Detector:
 # Only physically impossible values leave the statistics. A run of equal values is a stuck
 # sensor's symptom but also what a coarse sensor reports on a still night; it raises an
 # event for the officer and stays in the means.
+_EPOCH_DAY = date(1970, 1, 1)
 _NOT_DATA = int(AnomalyRule.IMPLAUSIBLE)
 _FLAGGED = int(AnomalyRule.SPIKE | AnomalyRule.LEVEL_SHIFT | AnomalyRule.STUCK
                | AnomalyRule.IMPLAUSIBLE | AnomalyRule.RATE)  # fmt: skip

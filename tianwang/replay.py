@@ -6,7 +6,10 @@ stages as closed hours (60 minutes of data, or none where the cell is ``NA``). O
 - ``daily_statistics.csv``: per node, natural day and pollutant, the 24-h mean
   (SO2, NO2, CO, PM10, PM2.5) or the O3 daily maximum 8-h mean, judged against GB 3095
   (GB 3095-2026 §3, Table 1, Table 4) for the edition in force that day unless pinned;
-- ``daily_aqi.csv``: the daily AQI per HJ 633 for the edition in force (or matching the pin).
+- ``daily_aqi.csv``: the daily AQI per HJ 633 for the edition in force (or matching the pin);
+- ``events.csv``: the detector's episode events over the same hours (``Detector.judge_hours``):
+  the 1-hour, 24-hour and O3 8-hour rules with the episode policy and evidence. Early
+  warnings are left out: they project a day from the latest hour of a live stream.
 
 Hour labels: PRSA ``hour`` h is taken as the mean of the hour ENDING at h:00 local time, the
 convention of the China National Environmental Monitoring Centre, which publishes these
@@ -27,7 +30,17 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from detect import ClosedDays, ClosedHours, ClosedMax8h, DailyMeans, EightHourMeans, hj633
+from detect import (
+    ClosedDays,
+    ClosedHours,
+    ClosedMax8h,
+    DailyMeans,
+    Detector,
+    DetectorConfig,
+    EightHourMeans,
+    ExceedanceEvent,
+    hj633,
+)
 from tianwang.standards import gb3095
 
 DAILY_QUANTITIES = ("SO2", "NO2", "CO", "PM10", "PM2.5")  # 24-h mean, GB 3095 Table 1
@@ -37,6 +50,9 @@ STAT_24H = "24h_mean"
 STAT_8H_MAX = "8h_max"
 STATISTICS_CSV = "daily_statistics.csv"
 AQI_CSV = "daily_aqi.csv"
+EVENTS_CSV = "events.csv"
+EVENT_COLUMNS = ("node", "quantity", "rule", "kind", "period_start", "value", "limit", "unit",
+                 "standard", "edition", "clause", "episode_start", "peak", "periods")  # fmt: skip
 STAT_COLUMNS = ("node", "natural_day", "quantity", "statistic", "valid_hours", "value",
                 "limit", "exceeded", "standard", "edition")  # fmt: skip
 _DAY_S = 86400
@@ -57,6 +73,7 @@ class ReplaySummary:
     valid_days: Counter[str] = field(default_factory=Counter)
     exceedance_days: Counter[str] = field(default_factory=Counter)
     aqi_days: int = 0
+    episodes: Counter[str] = field(default_factory=Counter)  # rule -> episodes opened
     files: tuple[Path, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -68,6 +85,7 @@ class ReplaySummary:
             "valid_days": dict(sorted(self.valid_days.items())),
             "exceedance_days": dict(sorted(self.exceedance_days.items())),
             "aqi_days": self.aqi_days,
+            "episodes": dict(sorted(self.episodes.items())),
             "files": [str(p) for p in self.files],
         }
 
@@ -181,6 +199,9 @@ def replay_csv(
     """
     zone = ZoneInfo(timezone)
     gb3095().edition(date.today(), pinned_edition)  # fail now on an unknown pin
+    detector = Detector(DetectorConfig(timezone=timezone, pinned_edition=pinned_edition))
+    events: list[ExceedanceEvent] = []
+    last_hour = 0
     daily, eight = DailyMeans(), EightHourMeans()
     labels_24: list[tuple[str, str]] = []
     labels_8: list[tuple[str, str]] = []
@@ -192,6 +213,10 @@ def replay_csv(
         summary.nodes += 1
         summary.hours += int(station.hour_start_s.shape[0])
         end = int(station.hour_start_s.max()) + 2 * _DAY_S
+        last_hour = max(last_hour, end)
+        for q in (*DAILY_QUANTITIES, O3):
+            sid = detector.series_id(station.node, q, f"air:{grade}")
+            events += detector.judge_hours(_closed_hours(sid, station, q))
         for q in DAILY_QUANTITIES:
             labels_24.append((station.node, q))
             closed = _closed_hours(daily.add_series(), station, q)
@@ -209,9 +234,31 @@ def replay_csv(
     out.mkdir(parents=True, exist_ok=True)
     stat_path = _write_statistics(rows, out / STATISTICS_CSV, grade, pinned_edition, summary)
     aqi_path = _write_aqi(rows, o3_max_1h, out / AQI_CSV, _aqi_pin(pinned_edition), summary)
+    events += detector.close_until(last_hour)
+    events_path = _write_events(events, out / EVENTS_CSV, zone, summary)
     summary.days = len({(r.node, r.day) for r in rows})
-    summary.files = (stat_path, aqi_path)
+    summary.files = (stat_path, aqi_path, events_path)
     return summary
+
+
+def _write_events(events: list[ExceedanceEvent], path: Path, zone: ZoneInfo,
+                  summary: ReplaySummary) -> Path:  # fmt: skip
+    """One line per event, in the order the detector emitted them; times local ISO."""
+
+    def local(t: int) -> str:
+        return datetime.fromtimestamp(t, zone).isoformat()
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(EVENT_COLUMNS)
+        for e in events:
+            summary.episodes[e.rule] += e.kind == "open"
+            w.writerow([
+                e.node, e.quantity, e.rule, e.kind, local(e.hour_start_s), _fmt(e.value),
+                _fmt(e.limit), e.unit, e.standard, e.edition, e.clause,
+                local(e.episode_start_s), _fmt(e.peak), e.periods,
+            ])  # fmt: skip
+    return path
 
 
 def _write_statistics(

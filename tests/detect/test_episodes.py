@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detect import Detector, DetectorConfig, ExceedanceEvent
+from detect import ClosedHours, Detector, DetectorConfig, ExceedanceEvent
 from tests.detect.test_detector import T0, H, feed, hour_batch, regulatory
 
 
@@ -76,3 +76,27 @@ def test_restore_keeps_counters_and_late_policy(tmp_path: Path) -> None:
     restored = Detector.restore(tmp_path / "c.npz")
     assert restored.stats == detector.stats and restored.stats.late_samples == 5
     assert np.array_equal(restored._hourly.state_arrays()["acc_n"], np.array([60]))
+
+
+def test_hours_closing_together_step_the_episode_as_one_by_one() -> None:
+    # A replay or a node's backlog closes several hours of a series in one call: the hour
+    # below the limit must still close the episode the earlier hours opened.
+    means = [250.0, 260.0, 120.0, 230.0, 100.0]
+    hours = T0 + H * np.arange(len(means), dtype=np.int64)
+
+    def closed(rows: slice) -> ClosedHours:
+        n = len(means[rows])
+        return ClosedHours(np.zeros(n, np.int64), hours[rows], np.array(means[rows]),
+                           np.full(n, 60, np.int64))  # fmt: skip
+
+    together = Detector()
+    together.series_id("yy-0001", "NO2")
+    one_by_one = Detector()
+    one_by_one.series_id("yy-0001", "NO2")
+    events = together.judge_hours(closed(slice(None)))
+    expected = [
+        e for i in range(len(means)) for e in one_by_one.judge_hours(closed(slice(i, i + 1)))
+    ]
+    assert kinds(events) == kinds(expected) == [
+        ("open", 0), ("update", 1), ("close", 2), ("open", 3), ("close", 4),
+    ]  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tianwang.replay import STAT_COLUMNS, replay_csv
+from tianwang.replay import EVENT_COLUMNS, STAT_COLUMNS, replay_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT.parent / "shared" / "data" / "beijing" / "PRSA_Data_Dongsi_20130301-20170228.csv"
@@ -108,3 +108,47 @@ def test_replay_rejects_unknown_pin_and_bad_files(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a PRSA file"):
         replay_csv([bad], tmp_path)
+
+
+# GB 3095-2012 Table 1, grade II, 1-hour limits (standards README §1a); CO in mg/m3
+HOURLY_LIMITS_2012_II = {"SO2": 500, "NO2": 200, "CO": 10, "O3": 200}
+
+
+def reference_exceeding_hours(path: Path) -> Counter[str]:
+    """Hours above the 1-hour limit per pollutant, straight from the CSV rows."""
+    above: Counter[str] = Counter()
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            for q, limit in HOURLY_LIMITS_2012_II.items():
+                if row[q] != "NA":
+                    above[q] += float(row[q]) / (1000 if q == "CO" else 1) > limit
+    return above
+
+
+def test_replay_events_agree_with_the_data_and_the_statistics(tmp_path):
+    summary = replay_csv([DONGSI], tmp_path, pinned_edition="GB 3095-2012")
+    with (tmp_path / "events.csv").open(newline="") as f:
+        events = list(csv.DictReader(f))
+    assert tuple(events[0]) == EVENT_COLUMNS
+    # every exceeding hour is an open or an update of a 1-hour episode
+    hourly = Counter(e["quantity"] for e in events
+                     if e["rule"] == "1h_mean" and e["kind"] in ("open", "update"))  # fmt: skip
+    assert hourly == +reference_exceeding_hours(DONGSI)
+    assert sum(hourly.values()) > 0
+    # every exceedance day of the statistics is an open or update of a daily episode
+    daily_rules = ("24h_mean", "8h_max")
+    daily = Counter(e["quantity"] for e in events
+                    if e["rule"] in daily_rules and e["kind"] in ("open", "update"))  # fmt: skip
+    assert daily == +summary.exceedance_days
+    assert summary.episodes["24h_mean"] == sum(
+        e["kind"] == "open" and e["rule"] == "24h_mean" for e in events
+    )
+    # episodes close: at most one per series and rule is still open at the end
+    for (q, rule), opened in Counter((e["quantity"], e["rule"]) for e in events
+                                     if e["kind"] == "open").items():  # fmt: skip
+        closed = sum(e["kind"] == "close" and (e["quantity"], e["rule"]) == (q, rule)
+                     for e in events)  # fmt: skip
+        assert opened - closed in (0, 1), (q, rule)
+    for e in events:
+        assert e["edition"] == "GB 3095-2012"
+        assert e["kind"] == "close" or float(e["value"]) > float(e["limit"])
