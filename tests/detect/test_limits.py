@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from detect import (
-    ANOMALY_RULE_NAMES,
     RULE_1H,
     Detector,
     DetectorConfig,
     ExceedanceEvent,
     ReadingBatch,
 )
+from tests.detect.test_detector import regulatory
 from tianwang.standards import Permit
 
 H = 3600
@@ -66,11 +66,6 @@ def run(detector: Detector, sid: int, start_s: int,
             values = np.full(60, float(values))  # type: ignore[arg-type]
         events += detector.update(minutes(sid, start_s + i * H, values))  # type: ignore[arg-type]
     return regulatory(events + detector.close_until(start_s + len(hours) * H))
-
-
-def regulatory(events: list[ExceedanceEvent]) -> list[ExceedanceEvent]:
-    """The standards' events (constant test hours also raise stuck-sensor events)."""
-    return [e for e in events if e.rule not in ANOMALY_RULE_NAMES]
 
 
 def energy_mean(levels: np.ndarray) -> float:
