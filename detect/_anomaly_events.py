@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from detect import _episode_kernels as _ek
 from detect._anomaly import AnomalyRule
 from detect._batch import ReadingBatch
 from detect._drift import DRIFT
 from detect._events import ExceedanceEvent
+from detect._state import SeriesState
 
 # rule bit -> (rule name in events, what the evidence says)
 ANOMALY_RULES: dict[int, tuple[str, str]] = {
@@ -36,31 +38,47 @@ STANDARD = "tianwang anomaly rules"
 EDITION = "detect/data/anomaly.yaml"
 
 SeriesInfo = Callable[[int], tuple[str, str, str]]  # series -> (node, quantity, unit)
+_SLOT_BITS = np.array(list(ANOMALY_RULES), np.int64)  # rule slot -> rule bit
+_SLOTS = len(ANOMALY_RULES)
+_KIND = {_ek.OPEN: "open", _ek.CLOSE: "close"}
 
 
-@dataclass(slots=True)
-class _Episode:
-    start_s: int
-    last_s: int
-    peak: float  # the value of the highest-scoring sample
-    peak_score: float
-    samples: int = 1
+class AnomalyEpisodes(SeriesState):
+    """Open anomaly episodes per (series, rule slot), stepped by ``_episode_kernels``."""
 
+    _STATE: ClassVar[dict[str, tuple[type, float, int]]] = {
+        "is_open": (np.bool_, False, _SLOTS),
+        "start_s": (np.int64, 0, _SLOTS),
+        "last_s": (np.int64, 0, _SLOTS),
+        "peak": (np.float64, math.nan, _SLOTS),
+        "peak_score": (np.float64, 0.0, _SLOTS),
+        "samples": (np.int64, 0, _SLOTS),
+    }
 
-class AnomalyEpisodes:
-    """Open anomaly episodes per (series, rule bit); ``quiet_s`` closes them."""
-
-    def __init__(self, quiet_s: int, info: SeriesInfo) -> None:
+    def __init__(self, quiet_s: int, info: SeriesInfo, capacity: int = 1024) -> None:
+        super().__init__(capacity)
         self.quiet_s = quiet_s
         self._info = info
-        self._open: dict[int, dict[int, _Episode]] = {}  # series -> bit -> episode
-        self._has_open = np.zeros(1024, np.bool_)
 
-    def add_series(self, sid: int) -> None:
-        if sid >= self._has_open.shape[0]:
-            grown = np.zeros(2 * self._has_open.shape[0], np.bool_)
-            grown[: self._has_open.shape[0]] = self._has_open
-            self._has_open = grown
+    def _alloc(self, capacity: int) -> None:
+        # Open episodes per series, apart from the records: the kernel reads it for every
+        # sample, and a compact array stays in cache where the wide records would not.
+        n_open = np.zeros(capacity, np.int64)
+        if self.n_series:
+            n_open[: self.n_series] = self.n_open[: self.n_series]
+        self.n_open = n_open
+        super()._alloc(capacity)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().state_arrays(), "n_open": self.n_open[: self.n_series].copy()}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state_arrays(arrays)
+        self.n_open[: self.n_series] = arrays["n_open"]
+
+    def _episode_state(self) -> tuple[np.ndarray, ...]:
+        return (self.is_open, self.start_s, self.last_s, self.peak, self.peak_score,
+                self.samples, self.n_open)  # fmt: skip
 
     def update(self, batch: ReadingBatch, flags: np.ndarray, score: np.ndarray
                ) -> list[ExceedanceEvent]:  # fmt: skip
@@ -70,57 +88,47 @@ class AnomalyEpisodes:
         # (maintenance, calibration: the node said so itself).
         mask = np.where(np.isnan(batch.value), EVENT_MASK, EVENT_MASK & ~int(AnomalyRule.MISSING))
         bits = flags.astype(np.int64) & mask
-        # every sample of a series that has or gets an open episode may close one
-        involved = self._has_open.copy()
-        involved[batch.series[bits != 0]] = True
-        rows = np.flatnonzero(involved[batch.series])
+        n = len(batch)
+        out = _ek.empty_outputs(min(n, 4096) + _ek.MAX_EVENTS_PER_ROW)
+        state = self._episode_state()
         events: list[ExceedanceEvent] = []
-        columns = (batch.series[rows].tolist(), batch.ts_s[rows].tolist(), bits[rows].tolist())
-        for i, sid, t, f in zip(rows.tolist(), *columns, strict=True):
-            value, s = float(batch.value[i]), float(score[i])
-            episodes = self._open.setdefault(sid, {})
-            for bit in [b for b in episodes if not f & b]:
-                if t - episodes[bit].last_s >= self.quiet_s:
-                    events.append(self._event("close", sid, bit, episodes.pop(bit), t, value))
-            for bit in (b for b in ANOMALY_RULES if f & b):
-                episode = episodes.get(bit)
-                if episode is None:
-                    episodes[bit] = episode = _Episode(t, t, value, s)
-                    events.append(self._event("open", sid, bit, episode, t, value))
-                else:
-                    episode.last_s = t
-                    episode.samples += 1
-                    if s > episode.peak_score:
-                        episode.peak, episode.peak_score = value, s
-            self._has_open[sid] = bool(episodes)
+        row = 0
+        while row < n:  # the outputs are bounded: step until every row is done
+            row, k = _ek.step_episodes(batch.series, batch.ts_s, batch.value, bits, score, row,
+                                       _SLOT_BITS, self.quiet_s, *state, *out)  # fmt: skip
+            events += self._events(out, k, batch)
         return events
+
+    def _events(self, out: tuple[np.ndarray, ...], k: int, batch: ReadingBatch
+                ) -> list[ExceedanceEvent]:  # fmt: skip
+        rows, series, slots, kinds, starts, peaks, samples = (c[:k].tolist() for c in out)
+        return [
+            self._event(_KIND[kind], sid, slot, start, int(batch.ts_s[i]),
+                        float(batch.value[i]), peak, n)
+            for i, sid, slot, kind, start, peak, n in zip(rows, series, slots, kinds, starts,
+                                                          peaks, samples, strict=True)
+        ]  # fmt: skip
 
     def close_until(self, cutoff_s: int) -> list[ExceedanceEvent]:
         """Close every episode whose last flagged sample is ``quiet_s`` before ``cutoff_s``."""
+        used = slice(0, self.n_series)
+        due = self.is_open[used] & (cutoff_s - self.last_s[used] >= self.quiet_s)
         events = []
-        for sid, episodes in self._open.items():
-            for bit in [b for b, e in episodes.items() if cutoff_s - e.last_s >= self.quiet_s]:
-                episode = episodes.pop(bit)
-                events.append(self._event("close", sid, bit, episode, episode.last_s,
-                                          episode.peak))  # fmt: skip
-            self._has_open[sid] = bool(episodes)
+        for sid, slot in zip(*np.nonzero(due), strict=True):
+            sid, slot = int(sid), int(slot)
+            last, peak = int(self.last_s[sid, slot]), float(self.peak[sid, slot])
+            events.append(self._event("close", sid, slot, int(self.start_s[sid, slot]), last,
+                                      peak, peak, int(self.samples[sid, slot])))  # fmt: skip
+            self.is_open[sid, slot] = False
+            self.n_open[sid] -= 1
         return events
 
-    def _event(self, kind: str, sid: int, bit: int, e: _Episode, t: int,
-               value: float) -> ExceedanceEvent:  # fmt: skip
+    def _event(self, kind: str, sid: int, slot: int, start_s: int, t: int, value: float,
+               peak: float, samples: int) -> ExceedanceEvent:  # fmt: skip
         node, quantity, unit = self._info(sid)
-        rule, clause = ANOMALY_RULES[bit]
+        rule, clause = ANOMALY_RULES[int(_SLOT_BITS[slot])]
         return ExceedanceEvent(
             kind=kind, node=node, quantity=quantity, rule=rule, hour_start_s=t, value=value,
             limit=math.nan, unit=unit, standard=STANDARD, edition=EDITION, clause=clause,
-            episode_start_s=e.start_s, peak=e.peak, periods=e.samples,
+            episode_start_s=start_s, peak=peak, periods=samples,
         )  # type: ignore[arg-type]  # fmt: skip
-
-    def to_json(self) -> list[list[object]]:
-        return [[sid, bit, asdict(e)] for sid, eps in self._open.items() for bit, e in eps.items()]
-
-    def load_json(self, raw: list[list[object]]) -> None:
-        for sid, bit, episode in raw:
-            self._open.setdefault(int(sid), {})[int(bit)] = _Episode(**episode)  # type: ignore[arg-type]
-            self.add_series(int(sid))
-            self._has_open[int(sid)] = True

@@ -31,7 +31,7 @@ RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
 RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,6 @@ class Detector:
             "day_episodes": [
                 [sid, rule, asdict(e)] for (sid, rule), e in self._day_episodes.items()
             ],
-            "anomaly_episodes": self._anomaly_episodes.to_json(),
         }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -189,12 +188,12 @@ class Detector:
         detector._warned = {int(sid): int(day) for sid, day in meta["warned"]}
         for sid, rule, episode in meta["day_episodes"]:
             detector._day_episodes[(sid, rule)] = _Episode(**episode)
-        detector._anomaly_episodes.load_json(meta["anomaly_episodes"])
         return detector
 
     def _states(self) -> list[tuple[str, _Checkpointed]]:
         return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight),
-                ("anomaly", self._anomaly)]  # fmt: skip
+                ("anomaly", self._anomaly),
+                ("anomaly_episodes", self._anomaly_episodes)]  # fmt: skip
 
     def _describe(self, sid: int) -> tuple[str, str, str]:
         s = self._series[sid]
@@ -210,6 +209,7 @@ class Detector:
             self._daily.add_series()
             self._eight.add_series()
             self._anomaly.add_series(quantity)
+            self._anomaly_episodes.add_series()
             known = quantity_table().quantities.get(quantity)
             self._register(_Series(node, quantity, limit_class, known.unit if known else ""))
         return sid
@@ -223,7 +223,6 @@ class Detector:
             self._active = np.concatenate([self._active, np.zeros_like(self._active)])
             self._energy = np.concatenate([self._energy, np.zeros_like(self._energy)])
         self._kind_of[sid] = self._kind(series.quantity, series.limit_class)
-        self._anomaly_episodes.add_series(sid)
         self._active[sid] = series.episode is not None or series.pending > 0
         known = quantity_table().quantities.get(series.quantity)
         self._energy[sid] = known is not None and known.averaging == "energy"
@@ -531,7 +530,7 @@ _EPOCH_DAY = date(1970, 1, 1)
 _NOT_DATA = int(AnomalyRule.IMPLAUSIBLE)
 _FLAGGED = int(AnomalyRule.SPIKE | AnomalyRule.LEVEL_SHIFT | AnomalyRule.STUCK
                | AnomalyRule.IMPLAUSIBLE | AnomalyRule.RATE)  # fmt: skip
-_Checkpointed = HourlyMeans | DailyMeans | EightHourMeans | AnomalyDetector
+_Checkpointed = HourlyMeans | DailyMeans | EightHourMeans | AnomalyDetector | AnomalyEpisodes
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,12 @@ ALLOWED = {
 ADAPTERS = {
     "aiomqtt": {"tianwang/mqtt.py"},
     "paho": {"tianwang/mqtt.py"},
-    "numba": {"detect/_kernels.py", "detect/_regulatory_kernels.py", "detect/_anomaly_kernels.py"},
+    "numba": {
+        "detect/_kernels.py",
+        "detect/_regulatory_kernels.py",
+        "detect/_anomaly_kernels.py",
+        "detect/_episode_kernels.py",
+    },
     "sqlalchemy": {"grid/_store.py"},
     "pymodbus": {"edge/_modbus.py"},
     "httpx": {"ingest/_influx.py", "tianwang/services.py"},

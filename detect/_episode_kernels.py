@@ -1,0 +1,89 @@
+"""Numba kernel of the anomaly episode policy (wrapper: ``detect/_anomaly_events.py``).
+
+State per (series, rule slot): ``is_open``, ``start_s``, ``last_s`` (last flagged sample),
+``peak`` (value of the highest-scoring flagged sample), ``peak_score``, ``samples``; per
+series ``n_open``. A rule's episode opens at a flagged sample and closes at the first later
+sample of the series without that rule's flag once ``quiet_s`` have passed since ``last_s``.
+Output: one row per event (sample row, series, slot, kind, and the episode's fields).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+JIT = {"cache": True, "nogil": True}
+OPEN = 0
+CLOSE = 1
+MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a generous bound
+
+# fmt: off
+
+
+@njit(**JIT)
+def step_episodes(series, ts_s, value, bits, score, first, slot_bits, quiet_s,
+                  is_open, start_s, last_s, peak, peak_score, samples, n_open,
+                  out_row, out_series, out_slot, out_kind, out_start, out_peak, out_samples):
+    """Step rows ``first``.. of a batch; stops early when the outputs could overflow.
+    Returns (next row to step, events written)."""
+    k = 0
+    cap = out_row.shape[0]
+    n_slots = slot_bits.shape[0]
+    i = first
+    while i < series.shape[0]:
+        s = series[i]
+        f = bits[i]
+        if f == 0 and n_open[s] == 0:
+            i += 1
+            continue
+        if cap - k < MAX_EVENTS_PER_ROW:
+            break
+        t = ts_s[i]
+        for j in range(n_slots):
+            flagged = (f & slot_bits[j]) != 0
+            if is_open[s, j]:
+                if flagged:
+                    last_s[s, j] = t
+                    samples[s, j] += 1
+                    if score[i] > peak_score[s, j]:
+                        peak[s, j] = value[i]
+                        peak_score[s, j] = score[i]
+                elif t - last_s[s, j] >= quiet_s:
+                    is_open[s, j] = False
+                    n_open[s] -= 1
+                    out_row[k] = i
+                    out_series[k] = s
+                    out_slot[k] = j
+                    out_kind[k] = CLOSE
+                    out_start[k] = start_s[s, j]
+                    out_peak[k] = peak[s, j]
+                    out_samples[k] = samples[s, j]
+                    k += 1
+            elif flagged:
+                is_open[s, j] = True
+                n_open[s] += 1
+                start_s[s, j] = t
+                last_s[s, j] = t
+                peak[s, j] = value[i]
+                peak_score[s, j] = score[i]
+                samples[s, j] = 1
+                out_row[k] = i
+                out_series[k] = s
+                out_slot[k] = j
+                out_kind[k] = OPEN
+                out_start[k] = t
+                out_peak[k] = value[i]
+                out_samples[k] = 1
+                k += 1
+        i += 1
+    return i, k
+
+
+# fmt: on
+
+
+def empty_outputs(n: int) -> tuple[np.ndarray, ...]:
+    """Output columns for up to ``n`` events: row, series, slot, kind, start, peak, samples."""
+    i64 = np.int64
+    return (np.empty(n, i64), np.empty(n, i64), np.empty(n, i64), np.empty(n, np.int8),
+            np.empty(n, i64), np.empty(n, np.float64), np.empty(n, i64))  # fmt: skip
