@@ -9,6 +9,7 @@ per minute.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import ClassVar
@@ -39,8 +40,43 @@ EDITION = "detect/data/anomaly.yaml"
 
 SeriesInfo = Callable[[int], tuple[str, str, str]]  # series -> (node, quantity, unit)
 _SLOT_BITS = np.array(list(ANOMALY_RULES), np.int64)  # rule slot -> rule bit
+_SLOT_RULES = list(ANOMALY_RULES.values())  # rule slot -> (rule, clause)
 _SLOTS = len(ANOMALY_RULES)
 _KIND = {_ek.OPEN: "open", _ek.CLOSE: "close"}
+_MISSING = int(AnomalyRule.MISSING)
+_NEW = object.__new__
+_EVENT_FIELDS = ("kind", "node", "quantity", "rule", "hour_start_s", "value", "limit", "unit",
+                 "standard", "edition", "clause", "episode_start_s", "peak", "periods")  # fmt: skip
+if tuple(f.name for f in dataclasses.fields(ExceedanceEvent)) != _EVENT_FIELDS:
+    raise ImportError("ExceedanceEvent's fields changed: update _anomaly_events._new_event")
+(_SET_KIND, _SET_NODE, _SET_QUANTITY, _SET_RULE, _SET_HOUR, _SET_VALUE, _SET_LIMIT, _SET_UNIT,
+ _SET_STANDARD, _SET_EDITION, _SET_CLAUSE, _SET_START, _SET_PEAK,
+ _SET_PERIODS) = (getattr(ExceedanceEvent, name).__set__ for name in _EVENT_FIELDS)  # fmt: skip
+
+
+def _new_event(kind: str, node: str, quantity: str, rule: str, t: int, value: float,
+               unit: str, clause: str, start_s: int, peak: float,
+               samples: int) -> ExceedanceEvent:  # fmt: skip
+    """An anomaly event, built 4x faster than by ``ExceedanceEvent(...)``: the frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets the
+    slots directly (the same object: the class has no ``__post_init__``). Anomaly episodes
+    are many (a spike is an event pair), so their construction showed in the profile."""
+    event = _NEW(ExceedanceEvent)
+    _SET_KIND(event, kind)
+    _SET_NODE(event, node)
+    _SET_QUANTITY(event, quantity)
+    _SET_RULE(event, rule)
+    _SET_HOUR(event, t)
+    _SET_VALUE(event, value)
+    _SET_LIMIT(event, math.nan)
+    _SET_UNIT(event, unit)
+    _SET_STANDARD(event, STANDARD)
+    _SET_EDITION(event, EDITION)
+    _SET_CLAUSE(event, clause)
+    _SET_START(event, start_s)
+    _SET_PEAK(event, peak)
+    _SET_PERIODS(event, samples)
+    return event
 
 
 class AnomalyEpisodes(SeriesState):
@@ -59,18 +95,20 @@ class AnomalyEpisodes(SeriesState):
         super().__init__(capacity)
         self.quiet_s = quiet_s
         self._info = info
+        self._infos: dict[int, tuple[str, str, str]] = {}  # series -> info(series), cached
 
     def _alloc(self, capacity: int) -> None:
         # Open episodes per series, apart from the records: the kernel reads it for every
-        # sample, and a compact array stays in cache where the wide records would not.
-        n_open = np.zeros(capacity, np.int64)
+        # sample, and a compact array (a byte per series: at most _SLOTS) stays in cache
+        # where the wide records would not.
+        n_open = np.zeros(capacity, np.uint8)
         if self.n_series:
             n_open[: self.n_series] = self.n_open[: self.n_series]
         self.n_open = n_open
         super()._alloc(capacity)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {**super().state_arrays(), "n_open": self.n_open[: self.n_series].copy()}
+        return {**super().state_arrays(), "n_open": self.n_open[: self.n_series].astype(np.int64)}
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         super().load_state_arrays(arrays)
@@ -86,28 +124,41 @@ class AnomalyEpisodes(SeriesState):
         of every sample, ``score`` its anomaly score."""
         # MISSING is an event only for a NaN value, not for a reading flagged invalid
         # (maintenance, calibration: the node said so itself).
-        mask = np.where(np.isnan(batch.value), EVENT_MASK, EVENT_MASK & ~int(AnomalyRule.MISSING))
-        bits = flags.astype(np.int64) & mask
+        flags = np.ascontiguousarray(flags, np.uint16)
         n = len(batch)
         out = _ek.empty_outputs(min(n, 4096) + _ek.MAX_EVENTS_PER_ROW)
         state = self._episode_state()
         events: list[ExceedanceEvent] = []
         row = 0
         while row < n:  # the outputs are bounded: step until every row is done
-            row, k = _ek.step_episodes(batch.series, batch.ts_s, batch.value, bits, score, row,
-                                       _SLOT_BITS, self.quiet_s, *state, *out)  # fmt: skip
+            row, k = _ek.step_episodes(batch.series, batch.ts_s, batch.value, flags, score, row,
+                                       EVENT_MASK, _MISSING, _SLOT_BITS, self.quiet_s, *state,
+                                       *out)  # fmt: skip
             events += self._events(out, k, batch)
         return events
 
     def _events(self, out: tuple[np.ndarray, ...], k: int, batch: ReadingBatch
                 ) -> list[ExceedanceEvent]:  # fmt: skip
-        rows, series, slots, kinds, starts, peaks, samples = (c[:k].tolist() for c in out)
-        return [
-            self._event(_KIND[kind], sid, slot, start, int(batch.ts_s[i]),
-                        float(batch.value[i]), peak, n)
-            for i, sid, slot, kind, start, peak, n in zip(rows, series, slots, kinds, starts,
-                                                          peaks, samples, strict=True)
-        ]  # fmt: skip
+        if not k:
+            return []
+        rows = out[0][:k]
+        times, values = batch.ts_s[rows].tolist(), batch.value[rows].tolist()
+        series, slots, kinds, starts, peaks, samples = (c[:k].tolist() for c in out[1:])
+        events = []
+        for sid, slot, kind, t, value, start, peak, n in zip(
+            series, slots, kinds, times, values, starts, peaks, samples, strict=True
+        ):
+            node, quantity, unit = self._describe(sid)
+            rule, clause = _SLOT_RULES[slot]
+            events.append(_new_event(_KIND[kind], node, quantity, rule, t, value, unit, clause,
+                                     start, peak, n))  # fmt: skip
+        return events
+
+    def _describe(self, sid: int) -> tuple[str, str, str]:
+        info = self._infos.get(sid)
+        if info is None:  # a series' node, quantity and unit never change
+            info = self._infos[sid] = self._info(sid)
+        return info
 
     def close_until(self, cutoff_s: int) -> list[ExceedanceEvent]:
         """Close every episode whose last flagged sample is ``quiet_s`` before ``cutoff_s``."""
@@ -125,10 +176,7 @@ class AnomalyEpisodes(SeriesState):
 
     def _event(self, kind: str, sid: int, slot: int, start_s: int, t: int, value: float,
                peak: float, samples: int) -> ExceedanceEvent:  # fmt: skip
-        node, quantity, unit = self._info(sid)
-        rule, clause = ANOMALY_RULES[int(_SLOT_BITS[slot])]
-        return ExceedanceEvent(
-            kind=kind, node=node, quantity=quantity, rule=rule, hour_start_s=t, value=value,
-            limit=math.nan, unit=unit, standard=STANDARD, edition=EDITION, clause=clause,
-            episode_start_s=start_s, peak=peak, periods=samples,
-        )  # type: ignore[arg-type]  # fmt: skip
+        node, quantity, unit = self._describe(sid)
+        rule, clause = _SLOT_RULES[slot]
+        return _new_event(kind, node, quantity, rule, t, value, unit, clause, start_s, peak,
+                          samples)  # fmt: skip

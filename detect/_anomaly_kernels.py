@@ -48,7 +48,7 @@ DRIFT = 128  # drift against neighbours: drift_batch (wrapper: detect/_drift.py)
 _BASELINE_VETO = SPIKE | STUCK | RATE
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x - mu| for Gaussian noise
 GAIN_SLOTS = 64  # entries of score_batch's cache of time gains (a power of 2)
-AHEAD = 8  # rows ahead whose record score_batch prefetches (about one memory latency)
+AHEAD = 16  # rows ahead whose record score_batch prefetches (measured: 8 -> 16 is 20 % faster)
 
 # fmt: off
 

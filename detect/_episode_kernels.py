@@ -21,21 +21,27 @@ MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a genero
 
 
 @njit(**JIT)
-def step_episodes(series, ts_s, value, bits, score, first, slot_bits, quiet_s,
-                  is_open, start_s, last_s, peak, peak_score, samples, n_open,
+def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only, slot_bits,
+                  quiet_s, is_open, start_s, last_s, peak, peak_score, samples, n_open,
                   out_row, out_series, out_slot, out_kind, out_start, out_peak, out_samples):
     """Step rows ``first``.. of a batch; stops early when the outputs could overflow.
-    Returns (next row to step, events written)."""
+    Returns (next row to step, events written). A row's rule bits are its ``flags`` within
+    ``event_mask``, less the ``nan_only`` bits unless its value is NaN. Most rows have no
+    bit and a series without an open episode: they cost two sequential loads and one load
+    of ``n_open`` (one byte per series, so it stays in cache)."""
     k = 0
     cap = out_row.shape[0]
     n_slots = slot_bits.shape[0]
     i = first
-    while i < series.shape[0]:
+    n = series.shape[0]
+    while i < n:
         s = series[i]
-        f = bits[i]
+        f = flags[i] & event_mask
         if f == 0 and n_open[s] == 0:
             i += 1
             continue
+        if f & nan_only and not np.isnan(value[i]):
+            f &= ~nan_only
         if cap - k < MAX_EVENTS_PER_ROW:
             break
         t = ts_s[i]
