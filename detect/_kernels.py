@@ -26,7 +26,6 @@ NO_HOUR = -1
 
 CACHE_LINE = 64
 AHEAD = 16  # rows ahead whose state record a kernel prefetches (about one memory latency)
-HOURS_AHEAD = 32  # accumulate_hours: measured 16 -> 32 rows ahead is 30 % faster in a Detector
 
 
 @intrinsic
@@ -96,8 +95,8 @@ def accumulate_hours(series, ts_s, values, valid, state,
     late = 0
     n = series.shape[0]
     for i in range(n):
-        if i + HOURS_AHEAD < n:
-            prefetch_item(state, series[i + HOURS_AHEAD])
+        if i + AHEAD < n:
+            prefetch_item(state, series[i + AHEAD])
         s = series[i]
         r = state[s]  # one record: the sample's only random memory access
         t = ts_s[i]
