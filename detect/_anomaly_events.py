@@ -101,10 +101,15 @@ class AnomalyEpisodes(SeriesState):
         # Open episodes per series, apart from the records: the kernel reads it for every
         # sample, and a compact array (a byte per series: at most _SLOTS) stays in cache
         # where the wide records would not.
+        # due_s: derived from is_open and last_s (not checkpointed), read only for rows of
+        # a series with an open episode.
         n_open = np.zeros(capacity, np.uint8)
+        due_s = np.full(capacity, _ek.NEVER, np.int64)
         if self.n_series:
             n_open[: self.n_series] = self.n_open[: self.n_series]
+            due_s[: self.n_series] = self.due_s[: self.n_series]
         self.n_open = n_open
+        self.due_s = due_s
         super()._alloc(capacity)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -113,10 +118,16 @@ class AnomalyEpisodes(SeriesState):
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         super().load_state_arrays(arrays)
         self.n_open[: self.n_series] = arrays["n_open"]
+        self._set_due(np.arange(self.n_series))
+
+    def _set_due(self, sids: np.ndarray) -> None:
+        """``due_s`` of ``sids`` from their open episodes (as the kernel keeps it)."""
+        due = np.where(self.is_open[sids], self.last_s[sids] + self.quiet_s, _ek.NEVER)
+        self.due_s[sids] = due.min(axis=1, initial=_ek.NEVER)
 
     def _episode_state(self) -> tuple[np.ndarray, ...]:
         return (self.is_open, self.start_s, self.last_s, self.peak, self.peak_score,
-                self.samples, self.n_open)  # fmt: skip
+                self.samples, self.n_open, self.due_s)  # fmt: skip
 
     def update(self, batch: ReadingBatch, flags: np.ndarray, score: np.ndarray
                ) -> list[ExceedanceEvent]:  # fmt: skip
@@ -164,14 +175,16 @@ class AnomalyEpisodes(SeriesState):
         """Close every episode whose last flagged sample is ``quiet_s`` before ``cutoff_s``."""
         used = slice(0, self.n_series)
         due = self.is_open[used] & (cutoff_s - self.last_s[used] >= self.quiet_s)
+        sids, slots = np.nonzero(due)
         events = []
-        for sid, slot in zip(*np.nonzero(due), strict=True):
+        for sid, slot in zip(sids, slots, strict=True):
             sid, slot = int(sid), int(slot)
             last, peak = int(self.last_s[sid, slot]), float(self.peak[sid, slot])
             events.append(self._event("close", sid, slot, int(self.start_s[sid, slot]), last,
                                       peak, peak, int(self.samples[sid, slot])))  # fmt: skip
             self.is_open[sid, slot] = False
             self.n_open[sid] -= 1
+        self._set_due(sids)
         return events
 
     def _event(self, kind: str, sid: int, slot: int, start_s: int, t: int, value: float,

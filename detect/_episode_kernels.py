@@ -2,8 +2,11 @@
 
 State per (series, rule slot): ``is_open``, ``start_s``, ``last_s`` (last flagged sample),
 ``peak`` (value of the highest-scoring flagged sample), ``peak_score``, ``samples``; per
-series ``n_open``. A rule's episode opens at a flagged sample and closes at the first later
-sample of the series without that rule's flag once ``quiet_s`` have passed since ``last_s``.
+series ``n_open`` and ``due_s``, the earliest time an open episode may close (``last_s +
+quiet_s`` of its open slots; ``NEVER`` if none), so that the many unflagged rows of a series
+in an episode's quiet period skip the wide record. A rule's episode opens at a flagged
+sample and closes at the first later sample of the series without that rule's flag once
+``quiet_s`` have passed since ``last_s``.
 Output: one row per event (sample row, series, slot, kind, and the episode's fields).
 """
 
@@ -14,6 +17,7 @@ from numba import njit
 
 JIT = {"cache": True, "nogil": True}
 OPEN = 0
+NEVER = np.iinfo(np.int64).max
 CLOSE = 1
 MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a generous bound
 
@@ -22,7 +26,7 @@ MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a genero
 
 @njit(**JIT)
 def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only, slot_bits,
-                  quiet_s, is_open, start_s, last_s, peak, peak_score, samples, n_open,
+                  quiet_s, is_open, start_s, last_s, peak, peak_score, samples, n_open, due_s,
                   out_row, out_series, out_slot, out_kind, out_start, out_peak, out_samples):
     """Step rows ``first``.. of a batch; stops early when the outputs could overflow.
     Returns (next row to step, events written). A row's rule bits are its ``flags`` within
@@ -37,7 +41,7 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
     while i < n:
         s = series[i]
         f = flags[i] & event_mask
-        if f == 0 and n_open[s] == 0:
+        if f == 0 and (n_open[s] == 0 or ts_s[i] < due_s[s]):
             i += 1
             continue
         if f & nan_only and not np.isnan(value[i]):
@@ -81,6 +85,11 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
                 out_peak[k] = value[i]
                 out_samples[k] = 1
                 k += 1
+        due = NEVER
+        for j in range(n_slots):
+            if is_open[s, j]:
+                due = min(due, last_s[s, j] + quiet_s)
+        due_s[s] = due
         i += 1
     return i, k
 
