@@ -111,6 +111,12 @@ class Mosquitto(_Process):
 
     name = "mosquitto"
 
+    def __init__(self, root: Path, extra_conf: str = "") -> None:
+        super().__init__(root)
+        # Appended to mosquitto.conf; a later line overrides an earlier one (e.g. a benchmark's
+        # larger max_inflight_messages).
+        self.extra_conf = extra_conf
+
     def _command(self) -> list[str]:
         persistence = self.root / "mosquitto-data"
         persistence.mkdir(parents=True, exist_ok=True)
@@ -131,6 +137,7 @@ class Mosquitto(_Process):
                     "max_inflight_messages 100",
                     "log_type error",
                     "log_type warning",
+                    self.extra_conf,
                     "",
                 ]
             )
