@@ -1,4 +1,5 @@
-"""Private Mosquitto and InfluxDB processes on free loopback ports, data under one folder.
+"""Private Mosquitto, InfluxDB and VictoriaMetrics processes on free loopback ports, data
+under one folder.
 
 Used by ``tianwang demo``, the tests and the benchmarks, so that nothing depends on a
 service someone started by hand (nor on the system's own broker on 1883).
@@ -193,6 +194,47 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 pass
             time.sleep(0.1)
         raise ServiceError(f"/ping did not answer; see {self.log}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class VictoriaMetrics(_Process):
+    """A private VictoriaMetrics (Debian ``victoria-metrics``): speaks the InfluxDB v2 write API
+    (``/api/v2/write``) and stores each field as its own series ``<measurement>_<field>``.
+
+    ``-retentionPeriod=100y`` keeps historic samples (FIELD_NOTES pitfall 6);
+    ``-dedup.minScrapeInterval=1ms`` keeps one sample per series and millisecond, so a point
+    written twice (a replay) is stored once, as in InfluxDB.
+    """
+
+    name = "victoria-metrics"
+
+    def _command(self) -> list[str]:
+        return [
+            _binary("victoria-metrics"),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.root / 'data'}",
+            "-retentionPeriod=100y",
+            "-dedup.minScrapeInterval=1ms",
+        ]
+
+    def _ready(self) -> None:
+        super()._ready()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ServiceError(f"/health did not answer; see {self.log}")
+
+    def flush(self) -> None:
+        """Make recent writes searchable now (VictoriaMetrics buffers them about a second)."""
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
 
     @property
     def url(self) -> str:
