@@ -1,7 +1,7 @@
 """Detection quality of the anomaly rules against firmware_sim's ground truth.
 
     python benchmarks/bench_detection_quality.py [--hours 24] [--faults 40] [--seed 7]
-        [--set cusum_h=20 ...]
+        [--set cusum_h=20 --set drift.k=4.5 ...]
 
 Runs ``SimulatedDriver`` directly (no broker, no network faults) for every node of the demo
 county (examples/county.yaml: 64 air, 2 water, 2 noise nodes, 60-s sampling) over a generated
@@ -50,9 +50,10 @@ import numpy as np
 
 from detect import ReadingBatch
 from detect._anomaly import AnomalyConfig, AnomalyDetector, AnomalyRule
-from detect._drift import DRIFT, NeighbourDrift
+from detect._drift import DRIFT, DriftConfig, NeighbourDrift
 from firmware_sim import SimulatedDriver
 from firmware_sim._scenario import parse_scenario
+from tianwang.quantities import quantity_table
 from tianwang.registry import Registry, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,26 +157,26 @@ def simulate(
     scenario_raw: dict[str, Any],
     hours: float,
     config: AnomalyConfig | None = None,
+    drift_config: DriftConfig | None = None,
 ) -> dict[str, Any]:
     """Drive every node; score the readings hour by hour. Returns flags per series."""
     scenario = parse_scenario(scenario_raw, registry, ROOT, "bench")
     start = scenario.start_time(0.0)
     detector = AnomalyDetector(config)
+    drift = NeighbourDrift(drift_config)
     ids: dict[tuple[str, str], int] = {}
+    groups: dict[tuple[str, str], int] = {}
     drivers = []
     for i, node in enumerate(registry.nodes.values()):
         phase = float(i * 7 % 60)
         drivers.append((node, SimulatedDriver(node, scenario, start), phase))
         for q in node.quantities:
-            ids[(node.id, q)] = detector.add_series(q)
+            sid = ids[(node.id, q)] = detector.add_series(q)
+            group = groups.setdefault((node.place.township, q), len(groups))
+            low = quantity_table().quantities[q].min
+            if drift.add_series(group, float(detector.state("sd_floor")[sid]), low) != sid:
+                raise AssertionError("series indices differ")
     names = {sid: key for key, sid in ids.items()}
-    groups: dict[tuple[str, str], int] = {}
-    group_of = [
-        groups.setdefault((registry.nodes[node].place.township, q), len(groups))
-        for node, q in (names[sid] for sid in range(len(names)))
-    ]
-    drift = NeighbourDrift(detector.state("sd_floor"))
-    drift.set_groups(np.array(group_of))
     flags: dict[int, list[int]] = defaultdict(list)
     times: dict[int, list[float]] = defaultdict(list)
     per_hour = 3600 // 60
@@ -294,17 +295,24 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a scalar AnomalyConfig setting (repeatable)",
+        help="override a scalar AnomalyConfig setting, or drift.NAME a DriftConfig one "
+        "(repeatable)",
     )
     args = parser.parse_args()
     config = AnomalyConfig.default()
+    drift_config = DriftConfig.default()
     for item in args.set:
         name, _, value = item.partition("=")
-        kind = type(getattr(config, name))
-        config = dataclasses.replace(config, **{name: kind(float(value))})
+        if name.startswith("drift."):
+            name = name.removeprefix("drift.")
+            kind = type(getattr(drift_config, name))
+            drift_config = dataclasses.replace(drift_config, **{name: kind(float(value))})
+        else:
+            kind = type(getattr(config, name))
+            config = dataclasses.replace(config, **{name: kind(float(value))})
     registry = load_registry(COUNTY)
     raw = build_scenario(registry, args.hours, args.faults, args.seed)
-    result = simulate(registry, raw, args.hours, config)
+    result = simulate(registry, raw, args.hours, config, drift_config)
     for row in score(result, args.hours):
         print(json.dumps(row))
 

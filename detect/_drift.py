@@ -2,95 +2,268 @@
 
 A drifting sensor looks like weather from its own series alone; against its neighbours
 (the other nodes of its township measuring the same quantity) it does not, because most of
-the weather is common to a county. Per sample of series ``s`` in group ``g``:
+the weather is common to a county. Per sample of series ``s`` in group ``g``, in time order:
 
-    d = x - median(latest value of every other member of g, no older than fresh_s)
-    dev = EWMA of d (time constant tau_fast_s)
-    offset, scale = EWMA of d and of |d - offset| (tau_slow_s), learnt only while unflagged
-    DRIFT when |dev - offset| / (sqrt(pi/2) * scale) > k, after ``warmup`` scored samples
+    d     = x - median(latest value of every other member of g, within fresh_s of the sample)
+    fast  = EWMA of d (time constant tau_fast_s)
+    slow  = EWMA of d (tau_slow_s): the node's usual offset from its neighbours, learnt only
+            while unflagged and while x is above the quantity's lower bound
+    stat  = fast - slow
+    sd    = max(pooled sd of stat in g, sd of stat across the other members of g now, sd_floor)
+    DRIFT when |stat| > k * sd, from warmup_s after the series' first scored sample
+
+``stat`` is a band-pass of the neighbour residual: a node's own weather wanders and comes back
+(it is bounded), a drift keeps growing, so ``stat`` of a drifting node leaves the spread of its
+group's statistics within hours. The scale is what the group's statistics do, not what the
+node's own did (a drifting node would teach itself its drift): the pooled sd is an EWMA
+(tau_pool_s, weights per member) of ``|stat|`` over the unflagged members, each term clipped to
+``pool_clip`` times the current value; the spread across members is ``1.48 * median |stat|``
+of the other fresh, unflagged members, smoothed over ``tau_cross_s``. While one scale lags
+(the first hours, a change of regime), the other still holds.
 
 Samples that another rule flagged (``AnomalyFlags``) are ignored (a spike or a stuck value
-would otherwise pass for drift); a sample with fewer than ``min_neighbours`` fresh neighbours
-serves as its neighbours' reference but is not scored. Known limits: once flagged, the
-offset stops learning, so the flag holds until the node comes back to its neighbours; the
-arrays are sized at construction (not grown). State lives in arrays indexed like the
-``AnomalyDetector``'s series; groups are given as one integer per series.
+would otherwise pass for drift), except a value below the quantity's range (``IMPLAUSIBLE``,
+e.g. a sensor drifting below zero), which counts as the lower bound; a value at or below the
+bound is scored but not learnt (censored). A sample with fewer than ``min_neighbours`` fresh
+neighbours (or as many fresh unflagged ones for the spread) serves as its neighbours'
+reference but is not scored. While flagged, ``slow`` is frozen; when the flag ends the series
+relearns its offset from that sample and is scored again ``relearn_s`` later. The samples of a
+batch are visited in time order (stable sort), so the order of a batch's rows does not matter
+and cutting a stream into batches at any time does not change results.
+
+Settings: detect/data/drift.yaml. The rule is additive (the simulated
+county's weather is); a multiplicative quantity would want ``log x`` (not done).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar
 
 import numpy as np
+import yaml
 
-from detect._anomaly_kernels import DRIFT, NO_TIME, drift_batch
+from detect._anomaly_kernels import DRIFT, NO_TIME
 from detect._batch import ReadingBatch
+from detect._drift_kernels import drift_batch
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
+
+_INTS = ("warmup_s", "relearn_s", "fresh_s", "min_neighbours")
 
 
 @dataclass(frozen=True, slots=True)
 class DriftConfig:
-    """Args:
-    k: threshold on the smoothed deviation from its usual offset, in sd of the raw one.
-    tau_fast_s: time constant of the smoothed deviation; tau_slow_s: of its usual offset.
-    warmup: scored samples before the rule may fire.
-    fresh_s: a neighbour's latest value counts when no older than this.
-    min_neighbours: fewer fresh neighbours: not scored.
+    """Settings of the drift rule; ``DriftConfig.default()`` reads detect/data/drift.yaml.
+
+    Args:
+        k: threshold on ``|fast - slow|``, in sd of that statistic.
+        tau_fast_s, tau_slow_s: time constants of the smoothed residual and of its offset.
+        tau_cross_s: smoothing of the spread across the group; tau_pool_s: memory of the
+            pooled sd; pool_clip: each term of the pooled sd is clipped to this many times it.
+        warmup_s: a series is scored from this long after its first sample with neighbours.
+        relearn_s: after a flag ends, the series is scored again this long after.
+        fresh_s: a neighbour's latest value counts when within this of the sample.
+        min_neighbours: fewer fresh neighbours: not scored.
     """
 
-    k: float = 2.0
+    k: float = 4.5
     tau_fast_s: float = 1800.0
-    tau_slow_s: float = 12 * 3600.0
-    warmup: int = 120
+    tau_slow_s: float = 6 * 3600.0
+    tau_cross_s: float = 3600.0
+    tau_pool_s: float = 24 * 3600.0
+    pool_clip: float = 4.0
+    warmup_s: int = 3 * 3600
+    relearn_s: int = 3600
     fresh_s: int = 300
     min_neighbours: int = 3
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not getattr(self, f.name) > 0:
+                raise ValueError(f"DriftConfig.{f.name}: must be > 0")
+
+    @classmethod
+    def default(cls) -> DriftConfig:
+        """The packaged defaults (detect/data/drift.yaml)."""
+        return _default_config()
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> DriftConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"DriftConfig: unknown settings {unknown}")
+        return cls(**{k: (int(v) if k in _INTS else float(v)) for k, v in raw.items()})
+
+
+@cache
+def _default_config() -> DriftConfig:
+    text = resources.files("detect").joinpath("data/drift.yaml").read_text("utf-8")
+    return DriftConfig.from_mapping(yaml.safe_load(text) or {})
+
 
 class NeighbourDrift:
-    """Drift of each series against the other series of its group.
+    """Drift of each series against the other series of its group; state in arrays grown by
+    doubling, checkpointed by ``state_arrays`` / ``load_state_arrays``.
 
-    ``set_groups(group_of)`` gives the group of every series (``-1``: none, not scored);
-    ``update(batch, flags)`` takes the ``AnomalyDetector``'s flags of the same batch.
+    ``add_series(group, sd_floor)`` registers a series (indices in order, like the
+    ``AnomalyDetector``'s; ``group < 0``: none, never scored); ``update(batch, flags)``
+    takes the ``AnomalyDetector``'s flags of the same batch. The batch is not modified.
     """
 
-    def __init__(self, sd_floor: np.ndarray, config: DriftConfig | None = None) -> None:
-        self.config = config or DriftConfig()
-        self._floor = np.ascontiguousarray(sd_floor, np.float64)
-        n = self._floor.shape[0]
-        self.last_x = np.full(n, np.nan)
-        self.last_t = np.full(n, NO_TIME, np.int64)
-        self.dev = np.zeros(n)
-        self.offset = np.zeros(n)
-        self.scale = np.zeros(n)
-        self.n_dev = np.zeros(n, np.int64)
-        self.dev_t = np.full(n, NO_TIME, np.int64)
-        self.set_groups(np.zeros(n, np.int64))
+    # per-series array -> (dtype, initial value); the order is the kernel's argument order
+    _PARAMS: ClassVar[dict[str, tuple[type, float]]] = {
+        "group_of": (np.int64, -1),
+        "sd_floor": (np.float64, 1e-6),
+        "low": (np.float64, -math.inf),
+    }
+    _STATE: ClassVar[dict[str, tuple[type, float]]] = {
+        "last_x": (np.float64, math.nan),
+        "last_t": (np.int64, NO_TIME),
+        "n_dev": (np.int64, 0),
+        "score_from": (np.int64, NO_TIME),
+        "dev_t": (np.int64, NO_TIME),
+        "fast": (np.float64, 0.0),
+        "slow": (np.float64, 0.0),
+        "stat": (np.float64, 0.0),
+        "cross": (np.float64, 0.0),
+        "on": (np.int64, 0),
+    }
+    _GROUP_STATE: ClassVar[dict[str, tuple[type, float]]] = {
+        "pool": (np.float64, 0.0),
+        "n_pool": (np.int64, 0),
+    }
+
+    def __init__(self, config: DriftConfig | None = None, capacity: int = 1024) -> None:
+        self.config = config or DriftConfig.default()
+        self.n_series = 0
+        self.n_groups = 0
+        self._arrays: dict[str, np.ndarray] = {}
+        self._groups: dict[str, np.ndarray] = {}
+        self._alloc(max(1, capacity))
+        self._alloc_groups(16)
+        self._index: tuple[np.ndarray, ...] | None = None
+
+    def _alloc(self, capacity: int) -> None:
+        n = self.n_series
+        for name, (dtype, initial) in {**self._PARAMS, **self._STATE}.items():
+            grown = np.full(capacity, initial, dtype)
+            if n:
+                grown[:n] = self._arrays[name][:n]
+            self._arrays[name] = grown
+
+    def _alloc_groups(self, capacity: int) -> None:
+        n = self.n_groups
+        for name, (dtype, initial) in self._GROUP_STATE.items():
+            grown = np.full(capacity, initial, dtype)
+            if n:
+                grown[:n] = self._groups[name][:n]
+            self._groups[name] = grown
+
+    def _need_groups(self, n_groups: int) -> None:
+        capacity = self._groups["pool"].shape[0]
+        if n_groups > capacity:
+            while capacity < n_groups:
+                capacity *= 2
+            self._alloc_groups(capacity)
+        self.n_groups = max(self.n_groups, n_groups)
+
+    def add_series(self, group: int, sd_floor: float, low: float = -math.inf) -> int:
+        """Register a series of ``group`` (``-1``: none); ``sd_floor`` is the smallest sd
+        its statistic may assume (the ``AnomalyDetector``'s, by quantity); ``low`` the lower
+        bound of its quantity's range (a value below it counts as it)."""
+        if self.n_series == self._arrays["last_x"].shape[0]:
+            self._alloc(2 * self.n_series)
+        sid = self.n_series
+        self.n_series += 1
+        self._arrays["group_of"][sid] = group
+        self._arrays["sd_floor"][sid] = sd_floor
+        self._arrays["low"][sid] = low
+        self._need_groups(int(group) + 1)
+        self._index = None
+        return sid
 
     def set_groups(self, group_of: np.ndarray) -> None:
+        """Regroup every registered series (``group_of``: one integer per series)."""
         group_of = np.asarray(group_of, np.int64)
-        n_groups = int(group_of.max()) + 2 if group_of.size else 1
-        keyed = np.where(group_of < 0, n_groups - 1, group_of)  # ungrouped: their own bin
-        self._group_of = keyed
-        self._members = np.argsort(keyed, kind="stable").astype(np.int64)
-        counts = np.bincount(keyed, minlength=n_groups)
-        self._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._scratch = np.empty(max(1, int(counts.max()) if counts.size else 1))
-        self._ungrouped = group_of < 0
+        if group_of.shape != (self.n_series,):
+            raise ValueError("set_groups: one group per registered series")
+        self._arrays["group_of"][: self.n_series] = group_of
+        self._need_groups(int(group_of.max()) + 1 if group_of.size else 0)
+        self._index = None
+
+    def state(self, name: str) -> np.ndarray:
+        """A copy of one per-series array (``slow``, ``stat``, ``on``, ...)."""
+        return self._arrays[name][: self.n_series].copy()
+
+    def _group_index(self) -> tuple[np.ndarray, ...]:
+        """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``."""
+        if self._index is None:
+            group_of = self._arrays["group_of"][: self.n_series]
+            grouped = np.flatnonzero(group_of >= 0)
+            keys = group_of[grouped]
+            members = grouped[np.argsort(keys, kind="stable")].astype(np.int64)
+            size = np.bincount(keys, minlength=self.n_groups).astype(np.int64)
+            start = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
+            scratch = np.empty(max(1, int(size.max()) if size.size else 1))
+            self._index = (members, start, size.astype(np.float64), scratch)
+        return self._index
 
     def update(self, batch: ReadingBatch, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per sample: the DRIFT bit (or 0) and the drift score in [0, 1]."""
+        """Per sample: the DRIFT bit (or 0) and the drift score in [0, 1] (``r / (1 + r)``
+        of ``r = |stat| / (k sd)``; 0 when not scored)."""
         n = len(batch)
+        if n and (int(batch.series.min()) < 0 or int(batch.series.max()) >= self.n_series):
+            raise ValueError("batch names a series the drift rule does not know")
+        flags = np.asarray(flags)
+        if flags.shape != (n,):
+            raise ValueError("one flag per sample of the batch")
         out_flags = np.empty(n, np.uint16)
-        out_score = np.empty(n)
+        out_score = np.empty(n, np.float64)
+        ts = np.ascontiguousarray(batch.ts_s, np.int64)
+        order = np.argsort(ts, kind="stable").astype(np.int64)
+        members, start, size, scratch = self._group_index()
         c = self.config
-        skip = np.asarray(flags, np.uint16) | self._ungrouped[batch.series].astype(np.uint16)
+        a = self._arrays
         drift_batch(
-            batch.series, batch.ts_s, batch.value, batch.valid, skip,
-            self._group_of, self._members, self._start,
-            float(c.k), float(c.tau_fast_s), float(c.tau_slow_s), int(c.warmup),
-            int(c.fresh_s), int(c.min_neighbours), self._floor,
-            self.last_x, self.last_t, self.dev, self.offset, self.scale, self.n_dev,
-            self.dev_t, self._scratch, out_flags, out_score,
+            order, np.ascontiguousarray(batch.series, np.int64), ts,
+            np.ascontiguousarray(batch.value, np.float64),
+            np.ascontiguousarray(batch.valid, np.bool_),
+            np.ascontiguousarray(flags, np.uint16),
+            a["group_of"], members, start, size, a["sd_floor"], a["low"],
+            float(c.k), float(c.tau_fast_s), float(c.tau_slow_s), float(c.tau_cross_s),
+            float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s), int(c.relearn_s),
+            int(c.fresh_s), int(c.min_neighbours),
+            *(a[name] for name in self._STATE),
+            *(self._groups[name] for name in self._GROUP_STATE),
+            scratch, out_flags, out_score,
         )  # fmt: skip
         return out_flags, out_score
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The used part of every per-series and per-group array (for checkpoints)."""
+        out = {name: self._arrays[name][: self.n_series].copy()
+               for name in {**self._PARAMS, **self._STATE}}  # fmt: skip
+        out.update({name: self._groups[name][: self.n_groups].copy()
+                    for name in self._GROUP_STATE})  # fmt: skip
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        n = int(arrays["group_of"].shape[0])
+        n_groups = int(arrays["pool"].shape[0])
+        self.n_series = 0
+        self.n_groups = 0
+        self._alloc(max(n, 16))
+        self._alloc_groups(max(n_groups, 16))
+        for name in {**self._PARAMS, **self._STATE}:
+            self._arrays[name][:n] = arrays[name]
+        for name in self._GROUP_STATE:
+            self._groups[name][:n_groups] = arrays[name]
+        self.n_series = n
+        self.n_groups = n_groups
+        self._index = None

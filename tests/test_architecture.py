@@ -29,6 +29,7 @@ ADAPTERS = {
         "detect/_kernels.py",
         "detect/_regulatory_kernels.py",
         "detect/_anomaly_kernels.py",
+        "detect/_drift_kernels.py",
         "detect/_episode_kernels.py",
     },
     "sqlalchemy": {"grid/_store.py"},
