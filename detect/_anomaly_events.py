@@ -156,10 +156,12 @@ class AnomalyEpisodes(SeriesState):
         times, values = batch.ts_s[rows].tolist(), batch.value[rows].tolist()
         series, slots, kinds, starts, peaks, samples = (c[:k].tolist() for c in out[1:])
         events = []
+        infos = self._infos
         for sid, slot, kind, t, value, start, peak, n in zip(
             series, slots, kinds, times, values, starts, peaks, samples, strict=True
         ):
-            node, quantity, unit = self._describe(sid)
+            info = infos.get(sid)
+            node, quantity, unit = self._describe(sid) if info is None else info
             rule, clause = _SLOT_RULES[slot]
             events.append(_new_event(_KIND[kind], node, quantity, rule, t, value, unit, clause,
                                      start, peak, n))  # fmt: skip

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from tianwang.codec import Reading
 from tianwang.registry import Node
 
-MEASUREMENT = "reading"
+MEASUREMENT = "reading"  # one point per reading: the ingest service's until it moves to "sample"
+SAMPLE_MEASUREMENT = "sample"  # one point per node and sample time, every quantity a field
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STRING_ESCAPE = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
 def _tag(value: str) -> str:
@@ -30,3 +33,53 @@ def reading_line(tags: str, reading: Reading) -> str:
         f"{MEASUREMENT},{tags},quantity={_tag(reading.quantity)},unit={_tag(reading.unit)} "
         f'{value}seq={reading.seq}i,flag="{reading.flag}" {reading.ts_ms}'
     )
+
+
+_CACHE_MAX = 1024  # quantities and flags are few; a flood of odd names is not cached
+# Per quantity: (value key, "<key>_flag=", "<key>_seq="); per flag: its quoted string field.
+_FIELD_KEYS: dict[str, tuple[str, str, str]] = {}
+_FLAG_VALUES: dict[str, str] = {}
+
+
+def _field_keys(quantity: str) -> tuple[str, str, str]:
+    key = quantity.translate(_TAG_ESCAPE)  # field keys escape the same three as tag keys
+    keys = (f"{key}=", f",{key}_flag=", f",{key}_seq=")
+    if len(_FIELD_KEYS) < _CACHE_MAX:
+        _FIELD_KEYS[quantity] = keys
+    return keys
+
+
+def _flag_value(flag: str) -> str:
+    value = f'"{flag.translate(_STRING_ESCAPE)}"'
+    if len(_FLAG_VALUES) < _CACHE_MAX:
+        _FLAG_VALUES[flag] = value
+    return value
+
+
+def sample_lines(tags: str, readings: Iterable[Reading]) -> list[str]:
+    """One ``sample`` point per sample time of ONE node (``tags`` from :func:`node_tags`).
+
+    Each reading gives the fields ``<q>`` (float; left out when the value is NaN or infinite),
+    ``<q>_flag`` (string) and ``<q>_seq`` (integer). Timestamp in ms. Lines come in order of
+    first appearance of their timestamp; a quantity repeated at one time keeps its last reading.
+    """
+    keys_of = _FIELD_KEYS
+    flags = _FLAG_VALUES
+    isfinite = math.isfinite
+    by_ts: dict[int, dict[str, str]] = {}
+    for reading in readings:
+        quantity = reading.quantity
+        keys = keys_of.get(quantity) or _field_keys(quantity)
+        flag = flags.get(reading.flag) or _flag_value(reading.flag)
+        value = reading.value
+        if isfinite(value):
+            field = f"{keys[0]}{value!r}{keys[1]}{flag}{keys[2]}{reading.seq}i"
+        else:
+            field = f"{keys[1][1:]}{flag}{keys[2]}{reading.seq}i"
+        fields = by_ts.get(reading.ts_ms)
+        if fields is None:
+            by_ts[reading.ts_ms] = {quantity: field}
+        else:
+            fields[quantity] = field
+    head = f"{SAMPLE_MEASUREMENT},{tags} "
+    return [f"{head}{','.join(fields.values())} {ts}" for ts, fields in by_ts.items()]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what tianwang needs and is missing: Debian packages (mosquitto, influxdb) and a
-# virtualenv in .venv with the project and its test tools. Idempotent; fast when nothing is missing.
+# Installs what tianwang needs and is missing: Debian packages (mosquitto, influxdb,
+# victoria-metrics) and a virtualenv in .venv with the project and its test tools. Idempotent;
+# fast when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(influxdb)
+# The InfluxDB v2 write API for the v2 sink's tests (Debian has no InfluxDB 2).
+command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] ||
+  need_apt+=(victoria-metrics)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install.sh: installing Debian packages: ${need_apt[*]}"

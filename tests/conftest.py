@@ -11,7 +11,7 @@ import pytest
 import edge._agent
 import ingest._service
 from tianwang.registry import Registry, load_registry
-from tianwang.services import InfluxDB, Mosquitto
+from tianwang.services import InfluxDB, Mosquitto, VictoriaMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -35,6 +35,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 def influxdb(tmp_path: Path) -> Iterator[InfluxDB]:
     with InfluxDB(tmp_path / "influxdb") as database:
+        yield database
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A server speaking the InfluxDB v2 write API (Debian has no InfluxDB 2)."""
+    with VictoriaMetrics(tmp_path / "victoria-metrics") as database:
         yield database
 
 

@@ -35,6 +35,7 @@ ADAPTERS = {
     "sqlalchemy": {"grid/_store.py"},
     "pymodbus": {"edge/_modbus.py"},
     "httpx": {"ingest/_influx.py", "tianwang/services.py"},
+    "influxdb_client": {"ingest/_influx.py"},
 }
 PROJECT = set(ALLOWED)
 

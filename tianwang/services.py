@@ -1,4 +1,5 @@
-"""Private Mosquitto and InfluxDB processes on free loopback ports, data under one folder.
+"""Private Mosquitto, InfluxDB and VictoriaMetrics processes on free loopback ports, data
+under one folder.
 
 Used by ``tianwang demo``, the tests and the benchmarks, so that nothing depends on a
 service someone started by hand (nor on the system's own broker on 1883).
@@ -111,6 +112,12 @@ class Mosquitto(_Process):
 
     name = "mosquitto"
 
+    def __init__(self, root: Path, extra_conf: str = "") -> None:
+        super().__init__(root)
+        # Appended to mosquitto.conf; a later line overrides an earlier one (e.g. a benchmark's
+        # larger max_inflight_messages).
+        self.extra_conf = extra_conf
+
     def _command(self) -> list[str]:
         persistence = self.root / "mosquitto-data"
         persistence.mkdir(parents=True, exist_ok=True)
@@ -131,6 +138,7 @@ class Mosquitto(_Process):
                     "max_inflight_messages 100",
                     "log_type error",
                     "log_type warning",
+                    self.extra_conf,
                     "",
                 ]
             )
@@ -186,6 +194,47 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 pass
             time.sleep(0.1)
         raise ServiceError(f"/ping did not answer; see {self.log}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class VictoriaMetrics(_Process):
+    """A private VictoriaMetrics (Debian ``victoria-metrics``): speaks the InfluxDB v2 write API
+    (``/api/v2/write``) and stores each field as its own series ``<measurement>_<field>``.
+
+    ``-retentionPeriod=100y`` keeps historic samples (FIELD_NOTES pitfall 6);
+    ``-dedup.minScrapeInterval=1ms`` keeps one sample per series and millisecond, so a point
+    written twice (a replay) is stored once, as in InfluxDB.
+    """
+
+    name = "victoria-metrics"
+
+    def _command(self) -> list[str]:
+        return [
+            _binary("victoria-metrics"),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.root / 'data'}",
+            "-retentionPeriod=100y",
+            "-dedup.minScrapeInterval=1ms",
+        ]
+
+    def _ready(self) -> None:
+        super()._ready()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ServiceError(f"/health did not answer; see {self.log}")
+
+    def flush(self) -> None:
+        """Make recent writes searchable now (VictoriaMetrics buffers them about a second)."""
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
 
     @property
     def url(self) -> str:
