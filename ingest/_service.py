@@ -19,13 +19,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Self
 
 import numpy as np
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._dedup import SeqWindow
-from ingest._influx import SinkError
+from ingest._influx import Sink, SinkError
 from ingest._lines import node_tags, reading_line
 from ingest._liveness import Deadman
 from ingest._quarantine import Quarantine, Rejected
@@ -61,10 +61,6 @@ class Backoff:
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
-
-
-class Sink(Protocol):
-    async def write(self, lines: list[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
