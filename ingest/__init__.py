@@ -2,21 +2,28 @@
 
 from ingest._influx import InfluxV1Sink, InfluxV2Sink, Sink, SinkError, SinkRejected
 from ingest._lines import MEASUREMENT, SAMPLE_MEASUREMENT, node_tags, sample_lines
-from ingest._service import IngestConfig, IngestService, Rejected
+from ingest._liveness import RULE_OFFLINE
+from ingest._partition import partition_filters
+from ingest._quarantine import Quarantine, Rejected
+from ingest._service import IngestConfig, IngestService, worker_config
 from ingest._spool import SpoolingSink
 
 __all__ = [
     "MEASUREMENT",
+    "RULE_OFFLINE",
     "SAMPLE_MEASUREMENT",
     "InfluxV1Sink",
     "InfluxV2Sink",
     "IngestConfig",
     "IngestService",
+    "Quarantine",
     "Rejected",
     "Sink",
     "SinkError",
     "SinkRejected",
     "SpoolingSink",
     "node_tags",
+    "partition_filters",
     "sample_lines",
+    "worker_config",
 ]

@@ -1,4 +1,12 @@
-"""The ingest service: MQTT -> decode, validate, de-duplicate -> batch -> detector and TSDB."""
+"""The ingest service: MQTT -> decode, validate, de-duplicate -> batch -> TSDB and detector.
+
+A message is acknowledged to the broker only after the batch it joined has been written
+(to the TSDB, or to the sink's disk spool) and passed through the detector: a crash loses
+nothing, the broker redelivers, and de-duplication by (node, seq) plus idempotent TSDB
+points keep a redelivery from counting twice. The broker sends at most
+``receive_maximum`` unacknowledged messages, so a slow sink slows intake instead of growing
+a queue here.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +15,28 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Self
+
+import numpy as np
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._dedup import SeqWindow
-from ingest._influx import InfluxV1Sink, SinkError
+from ingest._influx import Sink, SinkError
 from ingest._lines import node_tags, reading_line
+from ingest._liveness import Deadman
+from ingest._quarantine import Quarantine, Rejected
+from ingest._subscriber import Subscriber
 from ingest._validate import MessageValidator
 from tianwang.aio import cancel_and_wait
-from tianwang.codec import PayloadError
-from tianwang.mqtt import BrokerAddress, LinkError, MqttLink
+from tianwang.codec import PayloadError, decode_status
+from tianwang.mqtt import BrokerAddress
 from tianwang.quantities import quantity_table
 from tianwang.registry import Node, Registry
-from tianwang.topics import DATA_FILTER
+from tianwang.topics import DATA_FILTER, STATUS_FILTER, TopicError, parse_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +65,38 @@ EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
+    """Args:
+    broker: where to subscribe.
+    client_id: fixed, so the broker keeps this worker's session across restarts.
+    topic_filters: data (and status) filters; ``partition_filters`` splits a county set.
+    batch_max: readings that trigger a flush before the interval.
+    flush_interval_s: the longest a reading waits for its flush.
+    receive_maximum: unacknowledged messages the broker may send (the intake bound).
+    session_expiry_s: how long the broker keeps the session while ingest is away.
+    quarantine_path: rejected payloads also go to this JSON-lines file (bounded).
+    max_future_s, max_age_s: readings stamped further ahead or older are rejected.
+    offline_after_periods, offline_min_s: the deadman (``ingest/_liveness.py``).
+    """
+
     broker: BrokerAddress
     client_id: str = "tianwang-ingest"
-    topic_filter: str = DATA_FILTER
+    topic_filters: tuple[str, ...] = (DATA_FILTER, STATUS_FILTER)
     batch_max: int = 5000
     flush_interval_s: float = 0.2
-    quarantine_max: int = 1000
+    receive_maximum: int = 2000
     session_expiry_s: int = 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: str
-    topic: str
-    payload: bytes
-    detail: str
+    quarantine_path: Path | None = None
+    quarantine_max_bytes: int = 16 << 20
+    max_future_s: float | None = 300.0
+    max_age_s: float | None = 30 * 86400.0
+    offline_after_periods: float = 3.0
+    offline_min_s: float = 180.0
+    deadman_interval_s: float = 5.0
 
 
 class _Pending:
-    """Accepted readings waiting for the next flush, as columns plus their line protocol."""
+    """Accepted readings waiting for the next flush, as columns plus their line protocol,
+    and the future their messages' acknowledgements wait on."""
 
     def __init__(self) -> None:
         self.series: list[int] = []
@@ -77,6 +104,8 @@ class _Pending:
         self.value: list[float] = []
         self.valid: list[bool] = []
         self.lines: list[str] = []
+        self.durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.later: list[asyncio.Future[None]] = []  # merged in after a failed write
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -87,79 +116,110 @@ class _Pending:
         self.value += later.value
         self.valid += later.valid
         self.lines += later.lines
+        self.later += [later.durable, *later.later]
+
+    def done(self) -> None:
+        for future in (self.durable, *self.later):
+            if not future.done():
+                future.set_result(None)
+
+
+@dataclass(slots=True)
+class _Lag:
+    """Sample-to-detection lag of the readings of recent flushes, ms (bounded)."""
+
+    samples: list[float] = field(default_factory=list)
+    keep: int = 100_000
+
+    def add(self, now_ms: float, ts_s: list[int]) -> None:
+        if len(self.samples) < self.keep:
+            self.samples += (now_ms - np.asarray(ts_s, np.float64) * 1000.0).tolist()
 
 
 class IngestService:
     """``async with IngestService(...)`` subscribes and consumes until the block ends, then
-    flushes what it holds. Counters: ``counts`` (intake) and ``rejections`` (by reason)."""
+    flushes what it holds. Counters: ``counts`` (intake) and ``rejections`` (by reason);
+    ``quarantine.recent`` holds the latest rejected payloads."""
 
     def __init__(
         self,
         config: IngestConfig,
         registry: Registry,
         detector: Detector,
-        sink: InfluxV1Sink,
+        sink: Sink,
         on_events: EventHandler,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.registry = registry
-        self._sids: dict[tuple[str, str], int] = {}  # (node, quantity) -> detector series
         self.detector = detector
         self.sink = sink
         self.on_events = on_events
+        self.clock = clock
         self.counts: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.readings_by_node: Counter[str] = Counter()
-        self.quarantine: deque[Rejected] = deque(maxlen=config.quarantine_max)
-        self._validator = MessageValidator(registry, quantity_table())
+        self.quarantine = Quarantine(config.quarantine_path, config.quarantine_max_bytes)
+        self.deadman = Deadman(registry, clock, config.offline_after_periods,
+                               config.offline_min_s)  # fmt: skip
+        self.lag = _Lag()
+        self._validator = MessageValidator(registry, quantity_table(),
+                                           max_future_s=config.max_future_s,
+                                           max_age_s=config.max_age_s)  # fmt: skip
         self._dedup = SeqWindow()
-        self._pending = _Pending()
+        self._sids: dict[tuple[str, str], int] = {}  # (node, quantity) -> detector series
         self._tags = {node_id: node_tags(node) for node_id, node in registry.nodes.items()}
         self._flush_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._link: MqttLink | None = None
-        self._subscribed = asyncio.Event()
-
-    async def _connect(self) -> None:
-        self._link = MqttLink(
-            self.config.broker, self.config.client_id, session_expiry_s=self.config.session_expiry_s
-        )
-        await self._link.__aenter__()
-        await self._link.subscribe(self.config.topic_filter, qos=1)
+        self._pending: _Pending | None = None
+        self._early: asyncio.Task[None] | None = None  # a flush started by a full batch
+        self._subscriber = Subscriber(
+            config.broker, config.client_id, config.topic_filters, self._on_message,
+            session_expiry_s=config.session_expiry_s, receive_maximum=config.receive_maximum,
+        )  # fmt: skip
 
     async def __aenter__(self) -> Self:
-        await self._connect()  # the first connection fails loudly; later ones are retried
-        self._tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._tick())]
+        self._pending = _Pending()
+        await self._subscriber.start()  # the first connection fails loudly; gmqtt retries later
+        self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self._watch())]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await cancel_and_wait(*self._tasks)
-        await self.flush()
-        await self._disconnect()
+        await cancel_and_wait(*self._tasks, *([self._early] if self._early else []))
+        with contextlib.suppress(SinkError):
+            await self.flush()
+        await self._subscriber.stop()
+        self.quarantine.close()
 
-    async def _disconnect(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            with contextlib.suppress(LinkError):
-                await link.__aexit__(None, None, None)
-
-    def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
-        self.rejections[reason] += 1
-        self.quarantine.append(Rejected(reason, topic, payload, detail))
-        log.warning("rejected %s on %s: %s", reason, topic, detail)
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        """Handle the message now; its acknowledgement waits for the batch it joined (or, if
+        it added nothing, for the batches before it: a redelivered duplicate must not be
+        acknowledged before its first copy is durable)."""
+        assert self._pending is not None
+        durable = self._pending.durable
+        self.handle(topic, payload)
+        if len(self._pending) >= self.config.batch_max and self._early is None:
+            self._early = asyncio.create_task(self._flush_quietly())  # one at a time
+        await asyncio.shield(durable)
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Validate one message and queue its readings; bad input is counted, never raised."""
+        if topic.endswith("/status"):
+            self._status(topic, payload)
+            return
         self.counts["messages"] += 1
         try:
             node, readings = self._validator.message(topic, payload)
         except PayloadError as exc:
             self._reject(exc.reason, topic, payload, exc.detail)
             return
+        self.deadman.seen(node.id)
         tags = self._tags[node.id]
         pending = self._pending
+        assert pending is not None
+        now_ms = self.clock() * 1000.0
         for raw in readings:
-            reading, reason = self._validator.reading(node, raw)
+            reading, reason = self._validator.reading(node, raw, now_ms)
             if reading is None:
                 self._reject(reason or "invalid", topic, payload, f"{raw.quantity} seq {raw.seq}")
                 self.counts["rejected_readings"] += 1
@@ -176,6 +236,26 @@ class IngestService:
             self.readings_by_node[node.id] += 1
             self.counts["readings"] += 1
 
+    def _status(self, topic: str, payload: bytes) -> None:
+        """A node's retained status (or its last will): kept as what the node says."""
+        try:
+            place, _ = parse_topic(topic)
+            status = decode_status(payload)
+        except (TopicError, PayloadError) as exc:
+            self._reject(getattr(exc, "reason", "bad_topic"), topic, payload, str(exc))
+            return
+        node = self.registry.nodes.get(status.node)
+        if node is None or node.place != place:
+            self._reject("topic_mismatch", topic, payload, f"status of {status.node!r}")
+            return
+        self.deadman.said[node.id] = status.state
+        self.counts["status"] += 1
+
+    def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
+        self.rejections[reason] += 1
+        self.quarantine.add(Rejected(reason, topic, payload, detail))
+        log.warning("rejected %s on %s: %s", reason, topic, detail)
+
     def _series_id(self, node: Node, quantity: str) -> int:
         sid = self._sids.get((node.id, quantity))
         if sid is None:
@@ -186,24 +266,39 @@ class IngestService:
         return sid
 
     async def flush(self) -> None:
-        """Write what is pending to the TSDB and through the detector."""
+        """Write what is pending to the TSDB and through the detector, then release its
+        messages' acknowledgements. A failed write keeps the batch, in order, ahead of what
+        arrived meanwhile (its messages stay unacknowledged) and raises SinkError."""
         async with self._flush_lock:
-            pending, self._pending = self._pending, _Pending()
+            pending = self._pending
+            assert pending is not None
+            self._pending = _Pending()
             if not len(pending):
+                pending.done()
                 return
             try:
                 await self.sink.write(pending.lines)
             except Exception:
-                # Keep them, in order, ahead of what arrived meanwhile; the next flush retries.
                 pending.extend(self._pending)
                 self._pending = pending
+                self.counts["sink_errors"] += 1
                 raise
             events = self.detector.update(
                 ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value, pending.valid)
             )
+            self.lag.add(self.clock() * 1000.0, pending.ts_s)
             self.counts["stored"] += len(pending)
-            if events:
-                await self.on_events(events)
+            pending.done()
+        if events:
+            await self.on_events(events)
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except SinkError as exc:  # kept pending; the tick retries with backoff
+            log.warning("TSDB write failed: %s", exc)
+        finally:
+            self._early = None
 
     async def close_hours(self, cutoff_s: int) -> None:
         """Close the detector's hours that end by ``cutoff_s`` (end of a stream or a lull)."""
@@ -212,43 +307,30 @@ class IngestService:
         if events:
             await self.on_events(events)
 
-    async def _consume(self) -> None:
-        """Intake loop. A broker outage means reconnect (the persistent session keeps what was
-        published meanwhile); a TSDB outage means stop taking messages until a write succeeds."""
+    async def _tick(self) -> None:
         backoff = Backoff()
         while True:
             try:
-                if self._link is None:
-                    await self._connect()
-                    backoff.reset()
-                async for topic, payload in self._link.messages():  # type: ignore[union-attr]
-                    self.handle(topic, payload)
-                    if len(self._pending) >= self.config.batch_max:
-                        await self._flush_until_written()
-            except LinkError as exc:
-                delay = backoff.next()
-                log.warning("broker link lost (%s); reconnecting in %.1f s", exc, delay)
-                await self._disconnect()
-                await asyncio.sleep(delay)
-
-    async def _flush_until_written(self) -> None:
-        backoff = Backoff()
-        while True:
-            try:
+                await asyncio.sleep(self.config.flush_interval_s)
                 await self.flush()
-                return
+                backoff.reset()
             except SinkError as exc:
                 delay = backoff.next()
-                log.warning("TSDB write failed (%s); intake paused, retry in %.1f s", exc, delay)
+                log.warning("TSDB write failed (%s); retry in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _tick(self) -> None:
+    async def _watch(self) -> None:
+        """The deadman: nodes going silent, and coming back, become events for grid."""
         while True:
-            await asyncio.sleep(self.config.flush_interval_s)
-            try:
-                await self.flush()
-            except SinkError as exc:  # kept pending and retried; intake pauses at batch_max
-                log.warning("TSDB write failed: %s", exc)
+            await asyncio.sleep(self.config.deadman_interval_s)
+            events = self.deadman.check()
+            self.counts["offline_events"] += len(events)
+            if events:
+                await self.on_events(events)
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self._subscriber.connected
 
     async def wait_for_readings(self, expected: int, timeout_s: float) -> bool:
         """Wait until ``expected`` readings were settled (accepted and stored, or rejected one
@@ -263,3 +345,8 @@ class IngestService:
                     return True
             await asyncio.sleep(0.05)
         return False
+
+
+def worker_config(base: IngestConfig, filters: Sequence[str], index: int) -> IngestConfig:
+    """The config of partition worker ``index``: its own filters and its own session."""
+    return replace(base, topic_filters=tuple(filters), client_id=f"{base.client_id}-{index}")

@@ -25,6 +25,7 @@ ALLOWED = {
 ADAPTERS = {
     "aiomqtt": {"tianwang/mqtt.py"},
     "paho": {"tianwang/mqtt.py"},
+    "gmqtt": {"ingest/_subscriber.py"},
     "numba": {
         "detect/_kernels.py",
         "detect/_regulatory_kernels.py",

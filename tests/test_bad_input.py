@@ -75,7 +75,7 @@ def test_bad_messages_are_counted_and_readings_around_them_arrive(
     for reason, _, _ in BAD:
         expected[reason] = expected.get(reason, 0) + 1
     assert dict(ingest.rejections) == expected
-    assert [r.reason for r in ingest.quarantine] == [reason for reason, _, _ in BAD]
-    assert ingest.quarantine[0].payload == BAD[0][2]  # the raw payload is kept
+    assert [r.reason for r in ingest.quarantine.recent] == [reason for reason, _, _ in BAD]
+    assert ingest.quarantine.recent[0].payload == BAD[0][2]  # the raw payload is kept
     for reason in expected:
         assert any(reason in message for message in caplog.messages), reason
