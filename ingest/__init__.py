@@ -5,6 +5,7 @@ from ingest._lines import MEASUREMENT, SAMPLE_MEASUREMENT, node_tags, sample_lin
 from ingest._liveness import RULE_OFFLINE
 from ingest._partition import partition_filters
 from ingest._quarantine import Quarantine, Rejected
+from ingest._readback import StoredReading, count_stored, stored_readings
 from ingest._service import IngestConfig, IngestService, worker_config
 from ingest._spool import SpoolingSink
 
@@ -22,8 +23,11 @@ __all__ = [
     "SinkError",
     "SinkRejected",
     "SpoolingSink",
+    "StoredReading",
+    "count_stored",
     "node_tags",
     "partition_filters",
     "sample_lines",
+    "stored_readings",
     "worker_config",
 ]

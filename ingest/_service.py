@@ -17,7 +17,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
 
@@ -26,8 +26,9 @@ import numpy as np
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._dedup import SeqWindow
 from ingest._influx import Sink, SinkError
-from ingest._lines import node_tags, reading_line
+from ingest._lines import node_tags, sample_lines
 from ingest._liveness import Deadman
+from ingest._metrics import IngestMetrics
 from ingest._quarantine import Quarantine, Rejected
 from ingest._subscriber import Subscriber
 from ingest._validate import MessageValidator
@@ -95,8 +96,9 @@ class IngestConfig:
 
 
 class _Pending:
-    """Accepted readings waiting for the next flush, as columns plus their line protocol,
-    and the future their messages' acknowledgements wait on."""
+    """Accepted readings waiting for the next flush, as columns plus their line protocol
+    (one ``sample`` point per node and sample time), and the future their messages'
+    acknowledgements wait on. Its length is the number of readings."""
 
     def __init__(self) -> None:
         self.series: list[int] = []
@@ -108,7 +110,7 @@ class _Pending:
         self.later: list[asyncio.Future[None]] = []  # merged in after a failed write
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.series)
 
     def extend(self, later: _Pending) -> None:
         self.series += later.series
@@ -124,18 +126,6 @@ class _Pending:
                 future.set_result(None)
 
 
-@dataclass(slots=True)
-class _Lag:
-    """Sample-to-detection lag of the readings of recent flushes, ms (bounded)."""
-
-    samples: list[float] = field(default_factory=list)
-    keep: int = 100_000
-
-    def add(self, now_ms: float, ts_s: list[int]) -> None:
-        if len(self.samples) < self.keep:
-            self.samples += (now_ms - np.asarray(ts_s, np.float64) * 1000.0).tolist()
-
-
 class IngestService:
     """``async with IngestService(...)`` subscribes and consumes until the block ends, then
     flushes what it holds. Counters: ``counts`` (intake) and ``rejections`` (by reason);
@@ -149,8 +139,10 @@ class IngestService:
         sink: Sink,
         on_events: EventHandler,
         clock: Callable[[], float] = time.time,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or IngestMetrics()
         self.registry = registry
         self.detector = detector
         self.sink = sink
@@ -162,7 +154,6 @@ class IngestService:
         self.quarantine = Quarantine(config.quarantine_path, config.quarantine_max_bytes)
         self.deadman = Deadman(registry, clock, config.offline_after_periods,
                                config.offline_min_s)  # fmt: skip
-        self.lag = _Lag()
         self._validator = MessageValidator(registry, quantity_table(),
                                            max_future_s=config.max_future_s,
                                            max_age_s=config.max_age_s)  # fmt: skip
@@ -173,6 +164,7 @@ class IngestService:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: _Pending | None = None
         self._early: asyncio.Task[None] | None = None  # a flush started by a full batch
+        self._inflight = 0  # messages received, not yet acknowledged
         self._subscriber = Subscriber(
             config.broker, config.client_id, config.topic_filters, self._on_message,
             session_expiry_s=config.session_expiry_s, receive_maximum=config.receive_maximum,
@@ -200,7 +192,11 @@ class IngestService:
         self.handle(topic, payload)
         if len(self._pending) >= self.config.batch_max and self._early is None:
             self._early = asyncio.create_task(self._flush_quietly())  # one at a time
-        await asyncio.shield(durable)
+        self._inflight += 1
+        try:
+            await asyncio.shield(durable)
+        finally:
+            self._inflight -= 1
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Validate one message and queue its readings; bad input is counted, never raised."""
@@ -208,16 +204,17 @@ class IngestService:
             self._status(topic, payload)
             return
         self.counts["messages"] += 1
+        self.metrics.count_messages()
         try:
             node, readings = self._validator.message(topic, payload)
         except PayloadError as exc:
             self._reject(exc.reason, topic, payload, exc.detail)
             return
         self.deadman.seen(node.id)
-        tags = self._tags[node.id]
         pending = self._pending
         assert pending is not None
         now_ms = self.clock() * 1000.0
+        accepted = []
         for raw in readings:
             reading, reason = self._validator.reading(node, raw, now_ms)
             if reading is None:
@@ -227,14 +224,18 @@ class IngestService:
             seen = self._dedup.accept(node.id, reading.seq)
             if seen is not None:
                 self.counts[seen] += 1
+                self.metrics.duplicate(seen)
                 continue
             pending.series.append(self._series_id(node, reading.quantity))
             pending.ts_s.append(reading.ts_ms // 1000)
             pending.value.append(reading.value)
             pending.valid.append(reading.flag == "N")
-            pending.lines.append(reading_line(tags, reading))
-            self.readings_by_node[node.id] += 1
-            self.counts["readings"] += 1
+            accepted.append(reading)
+        if accepted:
+            pending.lines += sample_lines(self._tags[node.id], accepted)
+            self.readings_by_node[node.id] += len(accepted)
+            self.counts["readings"] += len(accepted)
+            self.metrics.count_readings(len(accepted))
 
     def _status(self, topic: str, payload: bytes) -> None:
         """A node's retained status (or its last will): kept as what the node says."""
@@ -253,6 +254,7 @@ class IngestService:
 
     def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
         self.rejections[reason] += 1
+        self.metrics.reject(reason)
         self.quarantine.add(Rejected(reason, topic, payload, detail))
         log.warning("rejected %s on %s: %s", reason, topic, detail)
 
@@ -270,6 +272,7 @@ class IngestService:
         messages' acknowledgements. A failed write keeps the batch, in order, ahead of what
         arrived meanwhile (its messages stay unacknowledged) and raises SinkError."""
         async with self._flush_lock:
+            began = time.perf_counter()
             pending = self._pending
             assert pending is not None
             self._pending = _Pending()
@@ -282,15 +285,33 @@ class IngestService:
                 pending.extend(self._pending)
                 self._pending = pending
                 self.counts["sink_errors"] += 1
+                self.metrics.sink_error()
                 raise
             events = self.detector.update(
                 ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value, pending.valid)
             )
-            self.lag.add(self.clock() * 1000.0, pending.ts_s)
+            now_ms = self.clock() * 1000.0
             self.counts["stored"] += len(pending)
             pending.done()
+            self.metrics.observe_batch(
+                len(pending), (now_ms - np.asarray(pending.ts_s, np.float64) * 1000.0) / 1000.0
+            )
+            self.metrics.observe_flush(time.perf_counter() - began)
+            self._gauges()
+        await self._emit(events)
+
+    async def _emit(self, events: list[ExceedanceEvent]) -> None:
         if events:
+            self.metrics.count_events(events)
             await self.on_events(events)
+
+    def _gauges(self) -> None:
+        self.metrics.set_state(
+            pending=len(self._pending) if self._pending is not None else 0,
+            inflight=self._inflight,
+            spool_bytes=getattr(self.sink, "spool_bytes", None),
+            nodes_offline=len(self.deadman.offline),
+        )
 
     async def _flush_quietly(self) -> None:
         try:
@@ -303,9 +324,7 @@ class IngestService:
     async def close_hours(self, cutoff_s: int) -> None:
         """Close the detector's hours that end by ``cutoff_s`` (end of a stream or a lull)."""
         await self.flush()
-        events = self.detector.close_until(cutoff_s)
-        if events:
-            await self.on_events(events)
+        await self._emit(self.detector.close_until(cutoff_s))
 
     async def _tick(self) -> None:
         backoff = Backoff()
@@ -325,8 +344,8 @@ class IngestService:
             await asyncio.sleep(self.config.deadman_interval_s)
             events = self.deadman.check()
             self.counts["offline_events"] += len(events)
-            if events:
-                await self.on_events(events)
+            self._gauges()
+            await self._emit(events)
 
     @property
     def connected(self) -> asyncio.Event:

@@ -7,7 +7,7 @@ import asyncio
 import edge._agent as agent_module
 from detect import Detector
 from edge import AgentConfig, EdgeAgent, Settings
-from ingest import InfluxV1Sink, IngestConfig, IngestService
+from ingest import InfluxV1Sink, IngestConfig, IngestService, stored_readings
 from tests.helpers import ConstantDriver
 from tianwang.clock import AcceleratedClock
 from tianwang.codec import Status, decode_status
@@ -64,8 +64,7 @@ async def _outage(county: Registry, broker: Mosquitto, influx: InfluxDB) -> tupl
             await asyncio.to_thread(broker.start)
             stats = await run
             assert await ingest.wait_for_readings(len(stats.published_seqs), timeout_s=30)
-        result = await sink.query('SELECT "seq" FROM "reading" WHERE "node" = \'yy-0001\'')
-    seqs = sorted(row[1] for row in result["results"][0]["series"][0]["values"])
+        seqs = sorted(r.seq for r in await stored_readings(sink, "yy-0001"))
     return stats.reconnects, seqs
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import ingest._service as service
 from detect import Detector
-from ingest import InfluxV1Sink, IngestConfig, IngestService
+from ingest import InfluxV1Sink, IngestConfig, IngestService, stored_readings
 from tianwang.codec import Reading, encode_data
 from tianwang.mqtt import BrokerAddress, MqttLink
 from tianwang.registry import Registry
@@ -33,8 +33,7 @@ async def wait_until(condition: object, timeout_s: float = 30.0) -> None:
 
 
 async def stored_seqs(sink: InfluxV1Sink) -> list[int]:
-    result = await sink.query(f'SELECT "seq" FROM "reading" WHERE "node" = \'{NODE}\'')
-    return [row[1] for row in result["results"][0].get("series", [{}])[0].get("values", [])]
+    return sorted(r.seq for r in await stored_readings(sink, NODE))
 
 
 def ingest_config(broker: Mosquitto) -> IngestConfig:

@@ -16,7 +16,7 @@ from typing import Any
 from detect import Detector, DetectorConfig
 from firmware_sim import FleetRun, load_scenario, run_fleet
 from grid import IncidentRouter, IncidentStore, RoutedIncident
-from ingest import MEASUREMENT, InfluxV1Sink, IngestConfig, IngestService
+from ingest import InfluxV1Sink, IngestConfig, IngestService, count_stored
 from tianwang.mqtt import BrokerAddress
 from tianwang.registry import load_registry
 from tianwang.services import InfluxDB, Mosquitto
@@ -68,13 +68,6 @@ def format_incident(r: RoutedIncident) -> str:
         f"{where}{i.quantity} {_STATISTIC.get(i.rule, i.rule)} {i.value:.1f} {i.unit} {beyond} "
         f"limit {i.limit_value:g} ({i.edition}){to}"
     )
-
-
-async def count_stored(sink: InfluxV1Sink) -> dict[str, int]:
-    """Readings in the TSDB per node (``seq`` is written for every reading)."""
-    result = await sink.query(f'SELECT count("seq") FROM "{MEASUREMENT}" GROUP BY "node"')
-    series = result["results"][0].get("series", [])
-    return {s["tags"]["node"]: int(s["values"][0][1]) for s in series}
 
 
 async def run_pipeline(

@@ -11,8 +11,7 @@ import yaml
 
 from detect import Detector
 from firmware_sim import FleetRun, load_scenario, run_fleet
-from ingest import InfluxV1Sink, IngestConfig, IngestService
-from tianwang.codec import parse_ts
+from ingest import InfluxV1Sink, IngestConfig, IngestService, StoredReading, stored_readings
 from tianwang.mqtt import BrokerAddress
 from tianwang.registry import Registry
 from tianwang.services import InfluxDB, Mosquitto
@@ -57,8 +56,9 @@ async def run(county: Registry, tmp_path: Path, broker: Mosquitto, influx: Influ
                                     broker_control=broker)  # fmt: skip
             total = sum(fleet.readings_published.values())
             assert await ingest.wait_for_readings(total, timeout_s=30)
-        result = await sink.query('SELECT "seq" FROM "reading" GROUP BY "node"')
-    rows = {s["tags"]["node"]: s["values"] for s in result["results"][0]["series"]}
+        rows: dict[str, list[StoredReading]] = {}
+        for r in await stored_readings(sink):
+            rows.setdefault(r.node, []).append(r)
     return fleet, ingest, rows
 
 
@@ -67,13 +67,13 @@ def test_every_reading_is_stored_once_whatever_the_network_does(
 ) -> None:
     fleet, ingest, rows = asyncio.run(run(county, tmp_path, mosquitto, influxdb))
     for node in NODES:
-        seqs = sorted(int(row[1]) for row in rows[node])
+        seqs = sorted(r.seq for r in rows[node])
         assert seqs == list(range(fleet.readings_published[node])), node
     # 40 samples of 6 quantities; the powered-off node took none for 10 minutes.
     assert fleet.readings_published["yy-0002"] == 30 * 6
     assert all(fleet.readings_published[n] == 40 * 6 for n in NODES if n != "yy-0002")
     assert ingest.counts["duplicate"] >= 6  # yy-0003's repeats, dropped by (node, seq)
     # The skewed node stamped 10 samples 30 s late of the minute.
-    second = [parse_ts(str(row[0])) // 1000 % 60 for row in rows["yy-0005"]]
+    second = [r.ts_ms // 1000 % 60 for r in rows["yy-0005"]]
     assert set(second) == {0, 30}
     assert second.count(30) == 10 * 6
