@@ -10,7 +10,12 @@ out_of_range, dropout, drift; default magnitudes, drift ``rate_per_h`` = one bas
 hour) on random (node, quantity) series at random, non-overlapping times, and pollution
 episodes of each kind (plume, construction_dust, discharge). The readings (rounded to 3
 decimals as the driver reports them; a NaN with flag "D" is not valid) go through
-``AnomalyDetector`` at its default settings in one batch per simulated hour.
+``AnomalyDetector`` and ``NeighbourDrift`` at their default settings (detect/data/anomaly.yaml,
+detect/data/drift.yaml; ``--set`` overrides them) in one batch per simulated hour, its rows node
+by node (``NeighbourDrift`` visits a batch in time order). Drift groups are township x quantity:
+16 air nodes per quantity and township; the water and noise nodes have one neighbour at most,
+so a drift injected on them is out of the rule's reach and counts as a miss (``out_of_reach``
+says how many such labels a kind has).
 
 Scoring is event-level, per kind. Each kind is detected by one group of rule bits; a
 *detection* is a maximal run of consecutive samples of one series that carry a bit of the group:
@@ -41,7 +46,7 @@ import dataclasses
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +182,10 @@ def simulate(
             if drift.add_series(group, float(detector.state("sd_floor")[sid]), low) != sid:
                 raise AssertionError("series indices differ")
     names = {sid: key for key, sid in ids.items()}
+    group_of = {key: groups[(registry.nodes[key[0]].place.township, key[1])] for key in ids}
+    size = Counter(group_of.values())
+    # drift out of the rule's reach: too few neighbours
+    lonely = {key for key, g in group_of.items() if size[g] <= drift.config.min_neighbours}
     flags: dict[int, list[int]] = defaultdict(list)
     times: dict[int, list[float]] = defaultdict(list)
     per_hour = 3600 // 60
@@ -200,7 +209,7 @@ def simulate(
             flags[sid].append(f)
             times[sid].append(e)
     return {"labels": scenario.ground_truth(start), "flags": flags, "times": times,
-            "names": names}  # fmt: skip
+            "names": names, "lonely": lonely}  # fmt: skip
 
 
 def _runs(mask: list[bool]) -> list[tuple[int, int]]:
@@ -267,6 +276,7 @@ def score(result: dict[str, Any], hours: float) -> list[dict[str, Any]]:
         elif not mine:
             other[d.group] += 1
     n_series = len(result["names"])
+    lonely = result["lonely"]
     rows = []
     for kind in (*FAULT_KINDS, *EPISODE_KINDS):
         mine = [r for r in labels if r["kind"] == kind]
@@ -279,6 +289,8 @@ def score(result: dict[str, Any], hours: float) -> list[dict[str, Any]]:
             "recall": round(len(found) / len(mine), 3) if mine else None,
             "median_delay_s": round(statistics.median(found), 1) if found else None,
             "rule_group": group, "false_detections": fp[group],
+            "out_of_reach": sum(r["kind"] == "drift" and (r["node"], r["quantity"]) in lonely
+                                for r in mine),
             "other_label_detections": other[group],
             "false_per_series_day": round(fp[group] / n_series / (hours / 24), 4),
         })  # fmt: skip

@@ -131,3 +131,22 @@ def test_a_refused_segment_is_set_aside_and_the_rest_replayed(
     assert sink.rejected_lines >= 1
     assert list((tmp_path / "spool" / "rejected").glob("*.lp"))
     assert seq_counts(influxdb.url) == {NODES[0]: 10}
+
+
+async def _down(spool: Path) -> int:
+    sink = SpoolingSink(InfluxV1Sink(dead_url()), spool, 1 << 20, retry_min_s=0.1, retry_max_s=0.4)
+    async with sink:
+        errors_at_start = sink.write_errors  # the CREATE DATABASE on entry
+        for b in range(50):  # a stream of batches during the outage, over about 1 s
+            await sink.write(lines(NODES[0], b, 1))
+            await asyncio.sleep(0.02)
+        errors = sink.write_errors - errors_at_start
+    assert sink.spooled_lines == 50
+    return errors
+
+
+def test_while_down_only_the_replayer_probes_with_backoff(tmp_path: Path) -> None:
+    errors = asyncio.run(_down(tmp_path / "spool"))
+    # One failed direct write, then replay attempts 0.05-0.1, 0.1-0.2, 0.2-0.4 s apart...:
+    # a handful, not one per batch.
+    assert 2 <= errors <= 12
