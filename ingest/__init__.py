@@ -3,6 +3,7 @@
 from ingest._influx import InfluxV1Sink, InfluxV2Sink, Sink, SinkError, SinkRejected
 from ingest._lines import MEASUREMENT, SAMPLE_MEASUREMENT, node_tags, sample_lines
 from ingest._liveness import RULE_OFFLINE
+from ingest._metrics import IngestMetrics
 from ingest._partition import partition_filters
 from ingest._quarantine import Quarantine, Rejected
 from ingest._readback import StoredReading, count_stored, stored_readings
@@ -16,6 +17,7 @@ __all__ = [
     "InfluxV1Sink",
     "InfluxV2Sink",
     "IngestConfig",
+    "IngestMetrics",
     "IngestService",
     "Quarantine",
     "Rejected",

@@ -25,7 +25,7 @@ import numpy as np
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._dedup import SeqWindow
-from ingest._influx import Sink, SinkError
+from ingest._influx import Sink, SinkError, SinkRejected
 from ingest._lines import node_tags, sample_lines
 from ingest._liveness import Deadman
 from ingest._metrics import IngestMetrics
@@ -281,6 +281,11 @@ class IngestService:
                 return
             try:
                 await self.sink.write(pending.lines)
+            except SinkRejected as exc:
+                # The database refuses these lines for good (retrying cannot help): they go
+                # to the quarantine, counted, and the readings still reach the detector.
+                self.counts["tsdb_rejected"] += len(pending)
+                self._reject("tsdb_rejected", "", "\n".join(pending.lines).encode(), str(exc))
             except Exception:
                 pending.extend(self._pending)
                 self._pending = pending

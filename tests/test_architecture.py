@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSYSTEMS = ("edge", "ingest", "detect", "grid", "dashboards", "firmware_sim")
-COMPOSITION_ROOT = {"tianwang.cli", "tianwang.demo", "tianwang.node_runtime", "tianwang.replay"}
+COMPOSITION_ROOT = {"tianwang.cli", "tianwang.demo", "tianwang.node_runtime", "tianwang.replay",
+                    "tianwang.ingest_runtime"}  # fmt: skip
 # Which project packages each package may import (tianwang = the shared contracts).
 ALLOWED = {
     "tianwang": {"tianwang"},

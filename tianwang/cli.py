@@ -70,6 +70,23 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    """One ingest worker until SIGTERM (tianwang/ingest_runtime.py)."""
+    from tianwang.ingest_runtime import IngestOptions, main_ingest
+
+    try:
+        return main_ingest(IngestOptions(
+            grid=args.grid, broker=args.broker, var=args.var, influx_url=args.influx,
+            v2_url=args.influx_v2, v2_token=args.token, v2_org=args.org, database=args.database,
+            workers=args.workers, worker=args.worker, client_id=args.client_id,
+            metrics_port=args.metrics_port, spool_max_mb=args.spool_max_mb,
+            checkpoint_s=args.checkpoint_s, incidents_url=args.incidents,
+        ))  # fmt: skip
+    except (RegistryError, ValueError) as exc:
+        print(f"cannot run ingest: {exc}", file=sys.stderr)
+        return 2
+
+
 def _check_grid(args: argparse.Namespace) -> int:
     try:
         registry = load_registry(args.grid)
@@ -112,6 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--pin-edition", help='GB 3095 edition for every day, e.g. "GB 3095-2012"')
     replay.add_argument("--grade", type=int, choices=(1, 2), default=2)
     replay.set_defaults(run=_replay)
+
+    ingest = sub.add_parser("ingest", help="run one ingest worker (broker -> TSDB, detector)")
+    ingest.add_argument("--grid", type=Path, required=True)
+    ingest.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    ingest.add_argument("--influx", help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086")
+    ingest.add_argument("--influx-v2", help="URL of a server speaking the InfluxDB v2 write API")
+    ingest.add_argument("--token", default="", help="v2 API token")
+    ingest.add_argument("--org", default="tianwang", help="v2 organisation")
+    ingest.add_argument("--database", default="tianwang", help="1.x database or v2 bucket")
+    ingest.add_argument("--var", type=Path, default=Path("var"), help="spool, checkpoint, ...")
+    ingest.add_argument("--workers", type=int, default=1, help="partition workers in all")
+    ingest.add_argument("--worker", type=int, default=0, help="this worker's index")
+    ingest.add_argument("--client-id", default="tianwang-ingest")
+    ingest.add_argument("--metrics-port", type=int, help="serve Prometheus metrics here")
+    ingest.add_argument("--spool-max-mb", type=int, default=1024)
+    ingest.add_argument("--checkpoint-s", type=float, default=60.0)
+    ingest.add_argument("--incidents", help="SQLAlchemy URL of the incident store")
+    ingest.set_defaults(run=_ingest)
 
     check = sub.add_parser("check-grid", help="validate a grid file")
     check.add_argument("grid", type=Path)
