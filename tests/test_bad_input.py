@@ -53,7 +53,9 @@ async def _run(
         events.extend(batch)
 
     async with InfluxV1Sink(influx.url) as sink:
-        config = IngestConfig(BrokerAddress.parse(broker.url), flush_interval_s=0.05)
+        # fixed sample times: no time window, so the test does not age
+        config = IngestConfig(BrokerAddress.parse(broker.url), flush_interval_s=0.05,
+                              max_future_s=None, max_age_s=None)  # fmt: skip
         async with IngestService(config, registry, Detector(), sink, on_events) as ingest:
             await asyncio.to_thread(_mosquitto_pub, broker.port, TOPIC, _reading(1))
             for _, topic, payload in BAD:
