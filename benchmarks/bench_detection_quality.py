@@ -178,8 +178,9 @@ def simulate(
         for q in node.quantities:
             sid = ids[(node.id, q)] = detector.add_series(q)
             group = groups.setdefault((node.place.township, q), len(groups))
+            floor = detector.config.sd_floor.get(q, detector.config.default_sd_floor)
             low = quantity_table().quantities[q].min
-            if drift.add_series(group, float(detector.state("sd_floor")[sid]), low) != sid:
+            if drift.add_series(group, floor, low) != sid:
                 raise AssertionError("series indices differ")
     names = {sid: key for key, sid in ids.items()}
     group_of = {key: groups[(registry.nodes[key[0]].place.township, key[1])] for key in ids}

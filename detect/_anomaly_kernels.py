@@ -20,9 +20,6 @@ bound is censored (below the detection limit, or clipped): it is neither scored 
 baseline nor learnt by it. The score is ``r / (1 + r)`` of the largest rule statistic ``r``
 (each rule's statistic is 1 at its threshold, so a fired rule scores > 0.5), 1 for an
 implausible value, 0 for a missing or out-of-order sample.
-
-``drift_batch`` is the cross-series rule (a node against the median of its group); its state
-and rule are described in ``detect/_drift.py``, its wrapper.
 """
 
 from __future__ import annotations
@@ -44,7 +41,7 @@ IMPLAUSIBLE = 8
 RATE = 16
 MISSING = 32
 OUT_OF_ORDER = 64
-DRIFT = 128  # drift against neighbours: drift_batch (wrapper: detect/_drift.py)
+DRIFT = 128  # drift against neighbours: detect/_drift_kernels.py (its rule)
 _BASELINE_VETO = SPIKE | STUCK | RATE
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x - mu| for Gaussian noise
 GAIN_SLOTS = 64  # entries of score_batch's cache of time gains (a power of 2)
@@ -180,67 +177,3 @@ def score_batch(series, ts_s, values, valid, state,
             _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain)
         out_flags[i] = flags
         out_score[i] = _squash(r_max)
-
-
-@njit(**JIT)
-def _reference(s, t, group_of, members, start, last_x, last_t, fresh_s, scratch):
-    """Median of the fresh latest values of the other members of ``s``'s group; NaN and the
-    count when there are none."""
-    g = group_of[s]
-    k = 0
-    for j in range(start[g], start[g + 1]):
-        o = members[j]
-        if o != s and last_t[o] != NO_TIME and t - last_t[o] <= fresh_s:
-            scratch[k] = last_x[o]
-            k += 1
-    if k == 0:
-        return np.nan, 0
-    part = scratch[:k]
-    part.sort()
-    mid = k // 2
-    return (part[mid] if k % 2 else 0.5 * (part[mid - 1] + part[mid])), k
-
-
-@njit(**JIT)
-def drift_batch(series, ts_s, values, valid, flags_in,
-                group_of, members, start,
-                k, tau_fast_s, tau_slow_s, warmup, fresh_s, min_neighbours, sd_floor,
-                last_x, last_t, dev, offset, scale, n_dev, dev_t, scratch,
-                out_flags, out_score):
-    """Score a batch for drift against neighbours, updating the state in place."""
-    for i in range(series.shape[0]):
-        s = series[i]
-        t = ts_s[i]
-        x = values[i]
-        out_flags[i] = 0
-        out_score[i] = 0.0
-        if flags_in[i] != 0 or not valid[i] or not np.isfinite(x):
-            continue
-        last_x[s] = x
-        last_t[s] = t
-        ref, count = _reference(s, t, group_of, members, start, last_x, last_t, fresh_s,
-                                scratch)
-        if count < min_neighbours:
-            continue
-        d = x - ref
-        n_dev[s] += 1
-        if n_dev[s] == 1:
-            dev[s] = d
-            offset[s] = d
-            scale[s] = 0.0
-            dev_t[s] = t
-            continue
-        dt = float(t - dev_t[s])
-        dev_t[s] = t
-        a_fast = max(1.0 - math.exp(-dt / tau_fast_s), 1.0 / n_dev[s])
-        a_slow = max(1.0 - math.exp(-dt / tau_slow_s), 1.0 / n_dev[s])
-        dev[s] += a_fast * (d - dev[s])
-        z = (dev[s] - offset[s]) / max(SD_PER_MAD * scale[s], sd_floor[s])
-        r = abs(z) / k
-        if n_dev[s] > warmup and r > 1.0:
-            out_flags[i] = DRIFT
-        else:
-            scale[s] += a_slow * (abs(d - offset[s]) - scale[s])
-            offset[s] += a_slow * (d - offset[s])
-        if n_dev[s] > warmup:
-            out_score[i] = r / (1.0 + r)

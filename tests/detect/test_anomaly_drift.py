@@ -46,7 +46,7 @@ def detectors(n: int = N) -> tuple[AnomalyDetector, NeighbourDrift]:
     drift = NeighbourDrift(capacity=2)  # grown by doubling
     for _ in range(n):
         sid = det.add_series("O3")
-        assert drift.add_series(0, float(det.state("sd_floor")[sid]), 0.0) == sid
+        assert drift.add_series(0, det.config.sd_floor["O3"], 0.0) == sid
     return det, drift
 
 
