@@ -8,6 +8,7 @@ grid decides who is told.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from detect import _kernels
 from detect._anomaly import AnomalyConfig, AnomalyDetector, AnomalyRule
 from detect._anomaly_events import AnomalyEpisodes
 from detect._batch import ReadingBatch
+from detect._drift import DriftConfig, NeighbourDrift
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
 from detect._regulatory import DailyMeans, EightHourMeans
@@ -31,7 +33,7 @@ RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
 RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 5
+CHECKPOINT_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class _Series:
     limit_class: str  # tianwang.standards.LimitBook
     unit: str
     episode: _Episode | None = field(default=None)
+    neighbourhood: str | None = None  # nodes it is compared with for drift (a township)
     pending: int = 0  # consecutive exceeding hours while no episode is open
 
 
@@ -108,9 +111,12 @@ class Detector:
         config: DetectorConfig | None = None,
         permits: dict[str, Permit] | None = None,
         anomaly: AnomalyConfig | None = None,
+        drift: DriftConfig | None = None,
     ) -> None:
         self.config = config or DetectorConfig()
         self._anomaly = AnomalyDetector(anomaly)
+        self._drift = NeighbourDrift(drift)
+        self._groups: dict[tuple[str, str], int] = {}  # (neighbourhood, quantity) -> group
         self._anomaly_episodes = AnomalyEpisodes(self.config.anomaly_quiet_s, self._describe)
         self._book = LimitBook(self.config.pinned_edition, permits)  # fails on an unknown pin
         self._day_start_h, self._day_end_h = self.config.noise_day_hours or noise_day_hours()
@@ -164,9 +170,10 @@ class Detector:
         config: DetectorConfig | None = None,
         permits: dict[str, Permit] | None = None,
         anomaly: AnomalyConfig | None = None,
+        drift: DriftConfig | None = None,
     ) -> Detector:
         """A detector in the state ``checkpoint`` wrote; ``config`` defaults to the saved one.
-        Permits and anomaly settings are configuration, not state: pass them again."""
+        Permits, anomaly and drift settings are configuration, not state: pass them again."""
         with np.load(Path(path)) as data:
             meta = json.loads(str(data["meta"]))
             if meta["version"] != CHECKPOINT_VERSION:
@@ -175,7 +182,7 @@ class Detector:
             saved = meta["config"]
             if saved.get("noise_day_hours") is not None:
                 saved["noise_day_hours"] = tuple(saved["noise_day_hours"])  # JSON made a list
-            detector = cls(config or DetectorConfig(**saved), permits, anomaly)
+            detector = cls(config or DetectorConfig(**saved), permits, anomaly, drift)
             for prefix, state in detector._states():
                 state.load_state_arrays({k.split(".", 1)[1]: data[k] for k in data.files
                                          if k.startswith(prefix + ".")})  # fmt: skip
@@ -184,6 +191,7 @@ class Detector:
             episode = raw.pop("episode")
             series = _Series(**raw, episode=_Episode(**episode) if episode else None)
             detector._ids[(series.node, series.quantity)] = len(detector._series)
+            detector._group(series)  # the same ids, in the same order, as when saved
             detector._register(series)
         detector._warned = {int(sid): int(day) for sid, day in meta["warned"]}
         for sid, rule, episode in meta["day_episodes"]:
@@ -192,16 +200,19 @@ class Detector:
 
     def _states(self) -> list[tuple[str, _Checkpointed]]:
         return [("hourly", self._hourly), ("daily", self._daily), ("eight", self._eight),
-                ("anomaly", self._anomaly),
+                ("anomaly", self._anomaly), ("drift", self._drift),
                 ("anomaly_episodes", self._anomaly_episodes)]  # fmt: skip
 
     def _describe(self, sid: int) -> tuple[str, str, str]:
         s = self._series[sid]
         return s.node, s.quantity, s.unit
 
-    def series_id(self, node: str, quantity: str, limit_class: str = "air:2") -> int:
+    def series_id(self, node: str, quantity: str, limit_class: str = "air:2",
+                  neighbourhood: str | None = None) -> int:  # fmt: skip
         """Index of the (node, quantity) series, registering it on first sight with the
-        limit class that judges it (``Registry.limit_class``)."""
+        limit class that judges it (``Registry.limit_class``) and the neighbourhood (the
+        node's township) whose other nodes the drift rule compares it with (None: no drift
+        rule for it)."""
         key = (node, quantity)
         sid = self._ids.get(key)
         if sid is None:
@@ -211,8 +222,21 @@ class Detector:
             self._anomaly.add_series(quantity)
             self._anomaly_episodes.add_series()
             known = quantity_table().quantities.get(quantity)
-            self._register(_Series(node, quantity, limit_class, known.unit if known else ""))
+            series = _Series(node, quantity, limit_class, known.unit if known else "",
+                             neighbourhood=neighbourhood)  # fmt: skip
+            cfg = self._anomaly.config  # the drift statistic's sd floor is the baseline's
+            self._drift.add_series(self._group(series),
+                                   cfg.sd_floor.get(quantity, cfg.default_sd_floor),
+                                   known.min if known else -math.inf)  # fmt: skip
+            self._register(series)
         return sid
+
+    def _group(self, series: _Series) -> int:
+        """The drift group of a series: its neighbourhood and quantity (-1: none)."""
+        if series.neighbourhood is None:
+            return -1
+        key = (series.neighbourhood, series.quantity)
+        return self._groups.setdefault(key, len(self._groups))
 
     def _register(self, series: _Series) -> None:
         """Append a series and its per-series arrays (grown by doubling)."""
@@ -231,7 +255,11 @@ class Detector:
         """Score the batch's samples (anomaly events), then fold them into the hourly means
         and judge what closes (regulatory events). Events come anomalies first."""
         scored = self._anomaly.update(batch)
-        events = self._anomaly_episodes.update(batch, scored.flags, scored.score)
+        flags, score = scored.flags, scored.score
+        if self._groups:  # some series have neighbours to drift from
+            drifted, drift_score = self._drift.update(batch, flags)
+            flags, score = flags | drifted, np.maximum(score, drift_score)
+        events = self._anomaly_episodes.update(batch, flags, score)
         self.stats.flagged_samples += int(np.count_nonzero(scored.flags & _FLAGGED))
         closed = self._levels(
             self._hourly.update(self._energies(self._usable(batch, scored.flags)))
@@ -530,7 +558,8 @@ _EPOCH_DAY = date(1970, 1, 1)
 _NOT_DATA = int(AnomalyRule.IMPLAUSIBLE)
 _FLAGGED = int(AnomalyRule.SPIKE | AnomalyRule.LEVEL_SHIFT | AnomalyRule.STUCK
                | AnomalyRule.IMPLAUSIBLE | AnomalyRule.RATE)  # fmt: skip
-_Checkpointed = HourlyMeans | DailyMeans | EightHourMeans | AnomalyDetector | AnomalyEpisodes
+_Checkpointed = (HourlyMeans | DailyMeans | EightHourMeans | AnomalyDetector | NeighbourDrift
+                 | AnomalyEpisodes)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,7 +263,7 @@ class IngestService:
         if sid is None:
             limit_class = self.registry.limit_class(node, quantity)
             sid = self._sids[(node.id, quantity)] = self.detector.series_id(
-                node.id, quantity, limit_class
+                node.id, quantity, limit_class, node.place.township
             )
         return sid
 

@@ -164,3 +164,30 @@ def test_the_batch_is_not_modified() -> None:
     for was, now in zip(before, (stream.series, stream.ts_s, stream.value, stream.valid),
                         strict=True):  # fmt: skip
         np.testing.assert_array_equal(was, now)
+
+
+def _township_detector() -> Detector:
+    detector = Detector()
+    for i in range(8):  # series 0..7: O3 of eight nodes of one township
+        detector.series_id(f"t{i}", "O3", "air:2", "township-1")
+    detector.series_id("far", "O3", "air:2", None)  # no neighbourhood: never drift-scored
+    return detector
+
+
+def test_a_node_drifting_from_its_township_is_one_drift_episode(tmp_path: Path) -> None:
+    from tests.detect.test_anomaly_drift import stream
+
+    batches = stream(0.1)  # node t0 drifts from minute 400 on
+    whole = _township_detector()
+    events = [e for b in batches for e in whole.update(b)]
+    drift = [(e.node, e.kind) for e in events if e.rule == "drift"]
+    assert drift == [("t0", "open")]  # it holds to the end of the stream: no close yet
+    opened = next(e for e in events if e.rule == "drift")
+    assert 400 * 60 < opened.hour_start_s - batches[0].ts_s[0] < 700 * 60
+    # a checkpoint in the middle of the drift gives the same events
+    first = _township_detector()
+    split = [e for b in batches[:600] for e in first.update(b)]
+    first.checkpoint(tmp_path / "d.npz")
+    second = Detector.restore(tmp_path / "d.npz")
+    split += [e for b in batches[600:] for e in second.update(b)]
+    assert same(split, events)
