@@ -10,7 +10,8 @@ the weather is common to a county. Per sample of series ``s`` in group ``g``, in
             while unflagged and while x is above the quantity's lower bound
     stat  = fast - slow
     sd    = max(pooled sd of stat in g, sd of stat across the other members of g now, sd_floor)
-    DRIFT when |stat| > k * sd, from warmup_s after the series' first scored sample
+    DRIFT when |stat| > k * sd, from warmup_s after the series' first scored sample; the
+            flag holds until |stat| < release * k * sd
 
 ``stat`` is a band-pass of the neighbour residual: a node's own weather wanders and comes back
 (it is bounded), a drift keeps growing, so ``stat`` of a drifting node leaves the spread of its
@@ -62,6 +63,7 @@ class DriftConfig:
 
     Args:
         k: threshold on ``|fast - slow|``, in sd of that statistic.
+        release: a flag ends when ``|fast - slow|`` falls below ``release * k`` sd.
         tau_fast_s, tau_slow_s: time constants of the smoothed residual and of its offset.
         tau_cross_s: smoothing of the spread across the group; tau_pool_s: memory of the
             pooled sd; pool_clip: each term of the pooled sd is clipped to this many times it.
@@ -72,8 +74,9 @@ class DriftConfig:
     """
 
     k: float = 4.5
+    release: float = 0.5
     tau_fast_s: float = 1800.0
-    tau_slow_s: float = 6 * 3600.0
+    tau_slow_s: float = 3 * 3600.0
     tau_cross_s: float = 3600.0
     tau_pool_s: float = 24 * 3600.0
     pool_clip: float = 4.0
@@ -236,8 +239,9 @@ class NeighbourDrift:
             np.ascontiguousarray(batch.valid, np.bool_),
             np.ascontiguousarray(flags, np.uint16),
             a["group_of"], members, start, size, a["sd_floor"], a["low"],
-            float(c.k), float(c.tau_fast_s), float(c.tau_slow_s), float(c.tau_cross_s),
-            float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s), int(c.relearn_s),
+            float(c.k), float(c.release), float(c.tau_fast_s), float(c.tau_slow_s),
+            float(c.tau_cross_s), float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s),
+            int(c.relearn_s),
             int(c.fresh_s), int(c.min_neighbours),
             *(a[name] for name in self._STATE),
             *(self._groups[name] for name in self._GROUP_STATE),

@@ -64,7 +64,7 @@ def _spread(s, t, g, members, start, stat, last_t, n_dev, on, fresh_s, scratch):
 @njit(**JIT)
 def drift_batch(order, series, ts_s, values, valid, flags_in,
                 group_of, members, start, group_size, sd_floor, low,
-                k, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s, pool_clip,
+                k, release, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s, pool_clip,
                 warmup_s, relearn_s, fresh_s, min_neighbours,
                 last_x, last_t, n_dev, score_from, dev_t, fast, slow, stat, cross, on,
                 pool, n_pool, scratch, out_flags, out_score):
@@ -121,7 +121,7 @@ def drift_batch(order, series, ts_s, values, valid, flags_in,
         sd = max(SD_PER_MAD * pool[g], cross[s], sd_floor[s])
         r = abs(stat[s]) / (k * sd)
         out_score[i] = r / (1.0 + r)
-        if r > 1.0:
+        if r > 1.0 or (on[s] and r > release):
             on[s] = 1
             out_flags[i] = DRIFT
         elif on[s]:  # the flag ends: relearn the offset from here
