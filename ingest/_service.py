@@ -84,7 +84,7 @@ class IngestConfig:
     topic_filters: tuple[str, ...] = (DATA_FILTER, STATUS_FILTER)
     batch_max: int = 5000
     flush_interval_s: float = 0.2
-    receive_maximum: int = 2000
+    receive_maximum: int = 16384
     session_expiry_s: int = 3600
     quarantine_path: Path | None = None
     quarantine_max_bytes: int = 16 << 20
