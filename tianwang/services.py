@@ -135,7 +135,9 @@ class Mosquitto(_Process):
                     # FIELD_NOTES pitfall 1: the default 1000 drops messages for slow consumers.
                     "max_queued_messages 1000000",
                     "max_queued_bytes 0",
-                    "max_inflight_messages 100",
+                    # Ingest acknowledges a message only after it is written: the in-flight
+                    # window is bounded by its MQTT 5 receive maximum, not by the broker.
+                    "max_inflight_messages 0",
                     "log_type error",
                     "log_type warning",
                     self.extra_conf,
