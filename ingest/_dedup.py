@@ -13,6 +13,7 @@ class SeqWindow:
         self.window = window
         self._highest: dict[str, int] = {}
         self._seen: dict[str, set[int]] = {}
+        self.gaps = 0  # seqs skipped when a node's highest seq jumped
 
     def accept(self, node: str, seq: int) -> str | None:
         """None if the reading is new (and remember it), else ``duplicate`` or ``too_old``."""
@@ -23,6 +24,8 @@ class SeqWindow:
         if seq in seen:
             return "duplicate"
         seen.add(seq)
+        if seq > highest + 1 and highest >= 0:
+            self.gaps += seq - highest - 1  # messages lost on the way (or still to come late)
         if seq > highest:
             self._highest[node] = seq
             if len(seen) > 2 * self.window:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import base64
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
+PAYLOAD_MAX = 65536  # bytes of a rejected payload that are kept
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+
+class Rejected(NamedTuple):
     reason: str
     topic: str
-    payload: bytes
+    payload: bytes  # at most PAYLOAD_MAX bytes of it once quarantined
     detail: str
 
 
@@ -37,12 +38,14 @@ class Quarantine:
             self._file = path.open("ab")
 
     def add(self, rejected: Rejected) -> None:
-        self.recent.append(rejected)
+        # memory is bounded too: the latest ``keep`` payloads, each cut at PAYLOAD_MAX bytes
+        kept = rejected._replace(payload=rejected.payload[:PAYLOAD_MAX])
+        self.recent.append(kept)
         if self._file is None:
             return
         line = orjson.dumps({
             "t": round(time.time(), 3), "reason": rejected.reason, "topic": rejected.topic,
-            "detail": rejected.detail, "payload_b64": base64.b64encode(rejected.payload[:65536]),
+            "detail": rejected.detail, "payload_b64": base64.b64encode(kept.payload).decode(),
         }) + b"\n"  # fmt: skip
         if self._file.tell() + len(line) > self.max_bytes:
             self._rotate()

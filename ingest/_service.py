@@ -284,19 +284,23 @@ class IngestService:
             except SinkRejected as exc:
                 # The database refuses these lines for good (retrying cannot help): they go
                 # to the quarantine, counted, and the readings still reach the detector.
+                # (InfluxDB may have stored the good points of the batch: a partial write.)
                 self.counts["tsdb_rejected"] += len(pending)
                 self._reject("tsdb_rejected", "", "\n".join(pending.lines).encode(), str(exc))
+                written = False
             except Exception:
                 pending.extend(self._pending)
                 self._pending = pending
                 self.counts["sink_errors"] += 1
                 self.metrics.sink_error()
                 raise
+            else:
+                written = True
             events = self.detector.update(
                 ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value, pending.valid)
             )
             now_ms = self.clock() * 1000.0
-            self.counts["stored"] += len(pending)
+            self.counts["stored" if written else "detected_not_stored"] += len(pending)
             pending.done()
             self.metrics.observe_batch(
                 len(pending), (now_ms - np.asarray(pending.ts_s, np.float64) * 1000.0) / 1000.0
@@ -311,6 +315,7 @@ class IngestService:
             await self.on_events(events)
 
     def _gauges(self) -> None:
+        self.counts["seq_gaps"] = self._dedup.gaps
         self.metrics.set_state(
             pending=len(self._pending) if self._pending is not None else 0,
             inflight=self._inflight,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
@@ -63,11 +64,67 @@ def _load(payload: bytes, schema_name: str) -> Any:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise PayloadError("not_json", str(exc)) from exc
+    if schema_name == "data-v1" and _plainly_valid_data(doc):
+        return doc  # the common case, checked faster; it is never looser than the schema
     try:
         _validator(schema_name)(doc)
     except fastjsonschema.JsonSchemaException as exc:
         raise PayloadError("schema", exc.message) from exc
     return doc
+
+
+def _anchored(pattern: str) -> re.Pattern[str]:
+    """A schema pattern for ``search``; a final ``$`` as ``\\Z``: Python's ``$`` also matches
+    before a trailing newline, which the schema does not allow."""
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+
+@cache
+def _data_rules() -> tuple[Any, ...]:
+    """What ``_plainly_valid_data`` checks, read from the data-v1 schema itself."""
+    doc = schema("data-v1")
+    item = doc["$defs"]["reading"]["properties"]
+    limits = doc["properties"]["readings"]
+    return (
+        frozenset(doc["properties"]), frozenset(doc["$defs"]["reading"]["properties"]),
+        _anchored(doc["properties"]["node"]["pattern"]), _anchored(item["ts"]["pattern"]),
+        limits["minItems"], limits["maxItems"], item["seq"]["maximum"],
+        item["quantity"]["maxLength"], item["unit"]["maxLength"], frozenset(item["flag"]["enum"]),
+    )  # fmt: skip
+
+
+def _plainly_valid_data(doc: Any) -> bool:
+    """True only for a data-v1 message the schema accepts, checked with exact types (an
+    ``int`` seq, a ``float`` or ``int`` value...) at ~1/3 of the validator's cost per reading
+    on the ingest hot path. False means "ask the schema": it decides and names the error."""
+    keys, item_keys, node_re, ts_re, least, most, seq_max, q_max, unit_max, flags = _data_rules()
+    if type(doc) is not dict or doc.keys() != keys or type(doc["v"]) is not int or doc["v"] != 1:
+        return False
+    node, readings = doc["node"], doc["readings"]
+    if type(node) is not str or not node_re.search(node) or type(readings) is not list:
+        return False
+    if not least <= len(readings) <= most:
+        return False
+    for item in readings:
+        if type(item) is not dict or item.keys() != item_keys:
+            return False
+        seq, ts, quantity, value = item["seq"], item["ts"], item["quantity"], item["value"]
+        unit, flag = item["unit"], item["flag"]
+        if (
+            type(seq) is not int
+            or not 0 <= seq <= seq_max
+            or type(ts) is not str
+            or not ts_re.search(ts)
+            or type(quantity) is not str
+            or not 0 < len(quantity) <= q_max
+            or type(unit) is not str
+            or not 0 < len(unit) <= unit_max
+            or type(flag) is not str
+            or flag not in flags
+            or (value is not None and type(value) is not float and type(value) is not int)
+        ):
+            return False  # fmt: skip
+    return True
 
 
 def format_ts(ts_ms: int) -> str:
@@ -119,7 +176,7 @@ def decode_data(payload: bytes) -> tuple[str, list[Reading]]:
         readings.append(
             Reading(
                 node,
-                item["seq"],
+                int(item["seq"]),  # the schema's integer admits 2.0 and 1e2
                 ts_ms,
                 item["quantity"],
                 math.nan if value is None else float(value),

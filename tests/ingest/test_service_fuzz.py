@@ -263,7 +263,6 @@ SEQ_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=SEQ_BUG)
 @pytest.mark.parametrize("seq", [b"2.0", b"1e2"])
 def test_an_integral_float_seq_is_refused_or_made_an_int(seq: bytes) -> None:
     payload = orjson.dumps({"v": 1, "node": NODE, "readings": [_reading_doc(7)]})
@@ -349,9 +348,6 @@ def test_ingest_handle_never_raises(county: Registry) -> None:
         assert service.counts["readings"] + service.counts["duplicate"] >= len(pending)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ingest/_quarantine.py Quarantine.add: orjson.dumps of base64.b64encode() bytes -> "
-    "TypeError out of IngestService.handle whenever quarantine_path is set"))  # fmt: skip
 def test_ingest_handle_with_a_quarantine_file_never_raises(county: Registry, tmp_path) -> None:
     with unentered_service(county, quarantine_path=tmp_path / "q.jsonl") as service:
         service.handle(TOPIC, b"\x00 not json")
@@ -360,10 +356,6 @@ def test_ingest_handle_with_a_quarantine_file_never_raises(county: Registry, tmp
     assert len((tmp_path / "q.jsonl").read_bytes().splitlines()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ingest/_quarantine.py: Quarantine.recent keeps the last 1000 rejected payloads whole "
-    "(the file keeps 64 KiB of each), so rejected large payloads hold ~1000 x their size in "
-    "memory"))  # fmt: skip
 def test_rejected_large_payloads_are_not_all_kept_in_memory(county: Registry) -> None:
     with unentered_service(county) as service:
         gc.collect()
@@ -442,8 +434,6 @@ async def _float_seq(registry: Registry, broker: Mosquitto, influx: InfluxDB) ->
     return ingest, in_tsdb
 
 
-@pytest.mark.xfail(strict=True, reason=SEQ_BUG + ": the node's whole sample point is lost "
-                   "while counted as stored")  # fmt: skip
 def test_a_float_seq_does_not_lose_readings_counted_as_stored(
     mosquitto: Mosquitto, influxdb: InfluxDB, county: Registry
 ) -> None:

@@ -197,7 +197,6 @@ QUARANTINE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=QUARANTINE_BUG)
 def test_quarantine_file_holds_raw_payloads_rotates_and_stays_bounded(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, county: Registry
 ) -> None:
@@ -230,7 +229,6 @@ async def _bad_then_good(registry: Registry, broker: Mosquitto, influx: InfluxDB
     return ingest, stored
 
 
-@pytest.mark.xfail(strict=True, reason=QUARANTINE_BUG + " (so receive_maximum of them halt intake)")
 def test_rejections_with_a_quarantine_file_do_not_stall_intake(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, county: Registry
 ) -> None:
