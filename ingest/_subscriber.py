@@ -47,6 +47,7 @@ class Subscriber:
         session_expiry_s: int = 3600,
         receive_maximum: int = 2000,
         keepalive_s: int = 30,
+        reconnect_delay_s: float = 1.0,
     ) -> None:
         self.broker = broker
         self.filters = tuple(filters)
@@ -62,6 +63,7 @@ class Subscriber:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._keepalive_s = keepalive_s
+        self._reconnect_delay_s = reconnect_delay_s
         self.connected = asyncio.Event()
         self.connections = 0
 
@@ -69,7 +71,8 @@ class Subscriber:
         client = self._client
         if self.broker.username:
             client.set_auth_credentials(self.broker.username, self.broker.password)
-        client.set_config({"reconnect_retries": -1, "reconnect_delay": 1})  # keep trying
+        client.set_config({"reconnect_retries": -1,  # keep trying
+                           "reconnect_delay": self._reconnect_delay_s})  # fmt: skip
         try:
             await client.connect(self.broker.host, self.broker.port, keepalive=self._keepalive_s,
                                  version=MQTTv50)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -60,6 +61,30 @@ async def _tsdb_outage(registry: Registry, broker: Mosquitto, influx: InfluxDB) 
 
 async def _ignore(events: list[object]) -> None:
     return None
+
+
+async def _backpressure(registry: Registry, broker: Mosquitto, influx: InfluxDB) -> list[int]:
+    async with InfluxV1Sink(influx.url) as sink:
+        config = replace(ingest_config(broker), receive_maximum=10)
+        async with IngestService(config, registry, Detector(), sink, _ignore) as ingest:
+            await publish(broker, range(0, 5))
+            await wait_until(lambda: ingest.counts["stored"] == 5)
+            await asyncio.to_thread(influx.stop)
+            await publish(broker, range(5, 205))  # the broker takes them all
+            await asyncio.sleep(2.0)
+            # The unwritable batch holds its messages' acknowledgements: the broker sends no
+            # more than the receive maximum, and keeps the rest.
+            assert ingest.counts["messages"] <= 5 + 10
+            assert len(ingest._pending or []) <= 10
+            await asyncio.to_thread(influx.start)
+            await wait_until(lambda: ingest.counts["stored"] == 205, timeout_s=60)
+        return await stored_seqs(sink)
+
+
+def test_a_stalled_tsdb_slows_intake_to_the_receive_maximum_and_loses_nothing(
+    mosquitto: Mosquitto, influxdb: InfluxDB, county: Registry
+) -> None:
+    assert asyncio.run(_backpressure(county, mosquitto, influxdb)) == list(range(205))
 
 
 def test_tsdb_outage_loses_and_doubles_nothing(

@@ -61,6 +61,8 @@ def format_incident(r: RoutedIncident) -> str:
     i = r.incident
     where = f"incident #{i.id}: node {i.node} at {r.place} ({r.lat:.4f}, {r.lon:.4f}): "
     to = f" -> officer {r.officer.name} ({r.officer.id})"
+    if i.rule == "node_offline":
+        return f"{where}node silent for {i.value:.0f} s (limit {i.limit_value:g} s){to}"
     if i.limit_value is None:  # an anomaly rule: the sensor needs a visit
         return f"{where}{i.quantity} sensor {i.rule} at {i.value:.1f} {i.unit}{to}"
     beyond = "<" if i.value < i.limit_value else ">"  # floors (DO, pH) are crossed downwards
