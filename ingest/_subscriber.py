@@ -66,6 +66,7 @@ class Subscriber:
         self._reconnect_delay_s = reconnect_delay_s
         self.connected = asyncio.Event()
         self.connections = 0
+        self._stopping = False
 
     async def start(self) -> None:
         client = self._client
@@ -82,6 +83,7 @@ class Subscriber:
 
     async def stop(self) -> None:
         """Disconnect; what was not acknowledged stays with the broker's session."""
+        self._stopping = True
         with contextlib.suppress(Exception):
             await self._client.disconnect()
         self.connected.clear()
@@ -95,7 +97,8 @@ class Subscriber:
 
     def _on_disconnect(self, client: Client, packet: bytes, exc: Exception | None = None) -> None:
         self.connected.clear()
-        log.warning("broker link lost (%s); gmqtt reconnects", exc)
+        if not self._stopping:
+            log.warning("broker link lost (%s); gmqtt reconnects", exc)
 
     async def _on_message(self, client: Client, topic: str, payload: bytes, qos: int,
                           properties: Any) -> int:  # fmt: skip
