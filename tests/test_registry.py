@@ -137,8 +137,11 @@ def test_unknown_quantity() -> None:
 
 @pytest.mark.parametrize("officer", [None, ""])
 def test_missing_officer(officer: Any) -> None:
+    # neither a legacy inline officer nor grid_officer ids: nobody is on duty in the village
     raw = _grid(_township("t1", _village("v1", officer=officer)))
-    assert _error(raw) == "townships[0].villages[0].officer: missing"
+    message = _error(raw)
+    assert message.startswith("townships[0].villages[0].officer: missing")
+    assert "grid_officer" in message
 
 
 def test_officer_without_name() -> None:
