@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from detect import ANOMALY_RULE_NAMES, ExceedanceEvent
-from grid._store import Incident, IncidentDraft, IncidentStore
+from grid._store import Extension, Incident, IncidentDraft, IncidentStore, Op
 from tianwang.registry import Officer, Registry
 
 
@@ -34,50 +34,53 @@ SENSOR_RULES = frozenset({"stuck", "implausible", "drift"})
 
 class IncidentRouter:
     """Opens or extends one incident per (node, quantity, rule) and notifies its officer
-    when it is created. Store calls run in a worker thread so the event loop stays free."""
+    when it is created (or reopened within the cool-down). A list of events is recorded in
+    one store transaction. Store calls run in a worker thread so the event loop stays free."""
 
     def __init__(self, registry: Registry, store: IncidentStore, notify: Notifier) -> None:
         self.registry = registry
         self.store = store
         self.notify = notify
 
-    def _route(self, event: ExceedanceEvent) -> RoutedIncident | None:
+    def _op(self, event: ExceedanceEvent) -> Op | None:
         if event.rule in ANOMALY_RULE_NAMES and event.rule not in SENSOR_RULES:
             return None
+        if event.kind == "update":
+            return Extension(event.node, event.quantity, event.rule, event.value)
+        if event.kind != "open":
+            return None  # the episode ended; the incident stays active until an officer acts
         node = self.registry.nodes[event.node]
-        village = self.registry.village_of(node)
-        if event.kind == "open":
-            incident, created = self.store.open_or_extend(
-                IncidentDraft(
-                    node=node.id,
-                    quantity=event.quantity,
-                    rule=event.rule,
-                    county=node.place.county,
-                    township=node.place.township,
-                    village=node.place.village,
-                    officer_id=village.officer.id,
-                    started_at=datetime.fromtimestamp(event.episode_start_s, UTC),
-                    value=event.value,
-                    limit_value=event.limit if math.isfinite(event.limit) else None,
-                    unit=event.unit,
-                    standard=event.standard,
-                    edition=event.edition,
-                    clause=event.clause,
-                )
-            )
-        elif event.kind == "update":
-            found = self.store.extend(node.id, event.quantity, event.rule, event.value)
-            if found is None:
-                return None
-            incident, created = found, False
-        else:
-            return None  # the episode ended; the incident stays open until an officer acts
-        return RoutedIncident(
-            incident, self.registry.place_name(node), node.lat, node.lon, village.officer, created
+        return IncidentDraft(
+            node=node.id,
+            quantity=event.quantity,
+            rule=event.rule,
+            county=node.place.county,
+            township=node.place.township,
+            village=node.place.village,
+            officer_id=self.registry.village_of(node).officer.id,
+            started_at=datetime.fromtimestamp(event.episode_start_s, UTC),
+            value=event.value,
+            limit_value=event.limit if math.isfinite(event.limit) else None,
+            unit=event.unit,
+            standard=event.standard,
+            edition=event.edition,
+            clause=event.clause,
         )
 
+    def _routed(self, node_id: str, incident: Incident, created: bool) -> RoutedIncident:
+        node = self.registry.nodes[node_id]
+        officer = self.registry.village_of(node).officer
+        place = self.registry.place_name(node)
+        return RoutedIncident(incident, place, node.lat, node.lon, officer, created)
+
     def handle(self, events: list[ExceedanceEvent]) -> list[RoutedIncident]:
-        routed = [r for r in (self._route(e) for e in events) if r is not None]
+        ops = [op for op in map(self._op, events) if op is not None]
+        results = self.store.record(ops) if ops else []
+        routed = [
+            self._routed(op.node, *result)
+            for op, result in zip(ops, results, strict=True)
+            if result is not None
+        ]
         for r in routed:
             if r.created:
                 self.notify(r)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tianwang needs and is missing: Debian packages (mosquitto, influxdb,
-# victoria-metrics) and a virtualenv in .venv with the project and its test tools. Idempotent;
-# fast when nothing is missing.
+# victoria-metrics, postgresql) and a virtualenv in .venv with the project and its test tools.
+# Idempotent; fast when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,9 @@ command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(infl
 # The InfluxDB v2 write API for the v2 sink's tests (Debian has no InfluxDB 2).
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] ||
   need_apt+=(victoria-metrics)
+# PostgreSQL for the incident store's tests and benchmark: each starts a private cluster
+# (initdb + postgres on a free port; as the package's user "postgres" when run as root).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install.sh: installing Debian packages: ${need_apt[*]}"

@@ -11,7 +11,7 @@ import pytest
 import edge._agent
 import ingest._service
 from tianwang.registry import Registry, load_registry
-from tianwang.services import InfluxDB, Mosquitto, VictoriaMetrics
+from tianwang.services import InfluxDB, Mosquitto, PostgreSQL, VictoriaMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -43,6 +43,13 @@ def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     """A server speaking the InfluxDB v2 write API (Debian has no InfluxDB 2)."""
     with VictoriaMetrics(tmp_path / "victoria-metrics") as database:
         yield database
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[PostgreSQL]:
+    """A private PostgreSQL cluster (as user postgres when the tests run as root)."""
+    with PostgreSQL(tmp_path / "postgresql") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,9 @@ ADAPTERS = {
         "detect/_drift_kernels.py",
         "detect/_episode_kernels.py",
     },
-    "sqlalchemy": {"grid/_store.py"},
+    # The incident store and its Alembic migrations (grid/migrations/), which are part of it.
+    "sqlalchemy": {"grid/_store.py"}
+    | {str(p.relative_to(ROOT)) for p in (ROOT / "grid" / "migrations").rglob("*.py")},
     "pymodbus": {"edge/_modbus.py"},
     "httpx": {"ingest/_influx.py", "tianwang/services.py"},
     "influxdb_client": {"ingest/_influx.py"},

@@ -1,5 +1,5 @@
-"""Private Mosquitto, InfluxDB and VictoriaMetrics processes on free loopback ports, data
-under one folder.
+"""Private Mosquitto, InfluxDB, VictoriaMetrics and PostgreSQL processes on free loopback
+ports, data under one folder.
 
 Used by ``tianwang demo``, the tests and the benchmarks, so that nothing depends on a
 service someone started by hand (nor on the system's own broker on 1883).
@@ -8,9 +8,13 @@ service someone started by hand (nor on the system's own broker on 1883).
 from __future__ import annotations
 
 import getpass
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Self
@@ -241,3 +245,132 @@ class VictoriaMetrics(_Process):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def _postgres_binary(name: str) -> str:
+    """Debian keeps the server binaries per major version, off PATH; the newest wins."""
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+        reverse=True,
+    )
+    return str(versions[0]) if versions else _binary(name)
+
+
+class PostgreSQL(_Process):
+    """A private PostgreSQL cluster (Debian ``postgresql``): ``initdb`` into a new folder,
+    then ``postgres`` on a free loopback port, TCP only, ``trust`` authentication for the
+    superuser ``tianwang``; ``url`` names the ``postgres`` database, ``create_database`` more.
+
+    PostgreSQL refuses to run as root. Started by root (CI, these machines), ``initdb`` and
+    ``postgres`` run as the ``postgres`` system user that the Debian package creates, through
+    ``setpriv`` (util-linux; it execs, so ``proc`` is the server itself), with the cluster in a
+    folder of its own under the system temp folder (pytest's and ``mkdtemp``'s folders are
+    0700, out of that user's reach) that ``stop`` removes; the log stays under ``root``.
+    Started by anyone else, it runs as that user with the cluster under ``root``.
+
+    ``durable=False`` (tests) turns fsync off; benchmarks pass ``durable=True``.
+    """
+
+    name = "postgresql"
+    superuser = "tianwang"
+
+    def __init__(self, root: Path, durable: bool = False) -> None:
+        super().__init__(root)
+        self.durable = durable
+        self.run_as = "postgres" if os.geteuid() == 0 else None
+        self.data: Path | None = None
+        self._own_folder: Path | None = None
+
+    def _as_user(self, command: list[str]) -> list[str]:
+        if self.run_as is None:
+            return command
+        setpriv = _binary("setpriv")
+        user = self.run_as
+        return [setpriv, f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *command]
+
+    def _cluster_folder(self) -> Path:
+        if self.run_as is None:
+            return self.root / "cluster"
+        try:
+            account = pwd.getpwnam(self.run_as)
+        except KeyError as exc:
+            raise ServiceError(
+                f"no user {self.run_as!r} to run PostgreSQL as (root cannot): install the "
+                "Debian package postgresql (scripts/install.sh)"
+            ) from exc
+        folder = Path(tempfile.mkdtemp(prefix="tianwang-postgresql-"))
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        self._own_folder = folder
+        return folder / "cluster"
+
+    def _command(self) -> list[str]:
+        self.data = self._cluster_folder()
+        initdb = [
+            _postgres_binary("initdb"),
+            f"--pgdata={self.data}",
+            f"--username={self.superuser}",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
+        with self.log.open("ab") as log:
+            done = subprocess.run(
+                self._as_user(initdb), stdout=log, stderr=subprocess.STDOUT, check=False
+            )
+        if done.returncode != 0:
+            raise ServiceError(f"initdb exited with {done.returncode}; see {self.log}")
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",  # TCP only: no socket in a shared folder
+            "fsync": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
+        }
+        options = [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
+        return self._as_user([_postgres_binary("postgres"), "-D", str(self.data), *options])
+
+    def _ready(self) -> None:
+        super()._ready()
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        isready = [_postgres_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"exited with {self.proc.returncode}; see {self.log}")
+            ask = [*isready, "-U", self.superuser, "-d", "postgres", "-q"]
+            if subprocess.run(ask, check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise ServiceError(f"pg_isready did not answer; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown; SIGTERM waits for clients
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._own_folder is not None:
+            shutil.rmtree(self._own_folder, ignore_errors=True)
+            self._own_folder = None
+
+    def url_for(self, database: str) -> str:
+        """A SQLAlchemy URL (psycopg 3 driver)."""
+        return f"postgresql+psycopg://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def url(self) -> str:
+        return self.url_for("postgres")
+
+    def create_database(self, database: str) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        dsn = f"host=127.0.0.1 port={self.port} user={self.superuser} dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+        return self.url_for(database)
