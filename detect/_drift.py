@@ -50,7 +50,7 @@ import yaml
 
 from detect._anomaly_kernels import DRIFT, NO_TIME
 from detect._batch import ReadingBatch
-from detect._drift_kernels import drift_batch
+from detect._drift_kernels import GROUP_COLUMNS, drift_batch, drift_index, is_nondecreasing
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
 
@@ -205,7 +205,9 @@ class NeighbourDrift:
         return self._arrays[name][: self.n_series].copy()
 
     def _group_index(self) -> tuple[np.ndarray, ...]:
-        """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``."""
+        """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``; then the
+        kernel's derived state (``drift_index``), built from the per-series state and kept in
+        step with it by ``drift_batch`` until the groups or the state are replaced."""
         if self._index is None:
             group_of = self._arrays["group_of"][: self.n_series]
             grouped = np.flatnonzero(group_of >= 0)
@@ -213,8 +215,15 @@ class NeighbourDrift:
             members = grouped[np.argsort(keys, kind="stable")].astype(np.int64)
             size = np.bincount(keys, minlength=self.n_groups).astype(np.int64)
             start = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
-            scratch = np.empty(max(1, int(size.max()) if size.size else 1))
-            self._index = (members, start, size.astype(np.float64), scratch)
+            scratch = max(1, int(size.max()) if size.size else 1)
+            grp = np.zeros((self.n_groups, GROUP_COLUMNS), np.int64)
+            vx, vs = np.empty(members.shape[0]), np.empty(members.shape[0])
+            a = self._arrays
+            drift_index(members, start, a["last_x"], a["last_t"], a["stat"], a["n_dev"],
+                        a["on"], grp, vx, vs)  # fmt: skip
+            self._index = (size.astype(np.float64), members, grp, vx, vs,
+                           np.empty(scratch), np.empty(scratch),
+                           np.empty(scratch, np.int64))  # fmt: skip
         return self._index
 
     def update(self, batch: ReadingBatch, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,8 +238,11 @@ class NeighbourDrift:
         out_flags = np.empty(n, np.uint16)
         out_score = np.empty(n, np.float64)
         ts = np.ascontiguousarray(batch.ts_s, np.int64)
-        order = np.argsort(ts, kind="stable").astype(np.int64)
-        members, start, size, scratch = self._group_index()
+        if is_nondecreasing(ts):  # already in time order (a stable sort would not move it)
+            order = np.arange(n, dtype=np.int64)
+        else:
+            order = np.argsort(ts, kind="stable").astype(np.int64)
+        size, *derived = self._group_index()
         c = self.config
         a = self._arrays
         drift_batch(
@@ -238,14 +250,14 @@ class NeighbourDrift:
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),
             np.ascontiguousarray(flags, np.uint16),
-            a["group_of"], members, start, size, a["sd_floor"], a["low"],
+            a["group_of"], size, a["sd_floor"], a["low"],
             float(c.k), float(c.release), float(c.tau_fast_s), float(c.tau_slow_s),
             float(c.tau_cross_s), float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s),
             int(c.relearn_s),
             int(c.fresh_s), int(c.min_neighbours),
             *(a[name] for name in self._STATE),
             *(self._groups[name] for name in self._GROUP_STATE),
-            scratch, out_flags, out_score,
+            *derived, out_flags, out_score,
         )  # fmt: skip
         return out_flags, out_score
 

@@ -141,3 +141,134 @@ def test_ungrouped_and_lonely_series_are_not_scored() -> None:
         b = ReadingBatch(np.arange(7), np.full(7, T0 + 60 * t), x, np.ones(7, bool))
         flags, score = drift.update(b, det.update(b).flags)
         assert not flags[:3].any() and not score[:3].any()  # no group, or one neighbour
+
+
+def _oracle(batches, flags, group, config, sd_floor, low):
+    """The rule as documented, sample by sample in plain Python: sorting the fresh
+    neighbours' values and statistics for every sample (what the kernel's sorted sets
+    replace). Returns the flags and scores of every batch, concatenated."""
+    import math
+
+    c = config
+    n = len(group)
+    last_x, last_t = [math.nan] * n, [None] * n
+    n_dev, score_from, dev_t = [0] * n, [None] * n, [0] * n
+    fast, slow, stat, cross, on = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0] * n
+    pool, n_pool = {}, {}
+    size = {g: group.count(g) for g in set(group)}
+
+    def median(v):
+        v = sorted(v)
+        mid = len(v) // 2
+        return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
+
+    out_f, out_s = [], []
+    for b, fl in zip(batches, flags, strict=True):
+        f, sc = np.zeros(len(b), np.uint16), np.zeros(len(b))
+        for i in np.argsort(b.ts_s, kind="stable"):
+            s, t, x = int(b.series[i]), int(b.ts_s[i]), float(b.value[i])
+            g = group[s]
+            if g < 0 or not b.valid[i] or not math.isfinite(x):
+                continue
+            if fl[i]:
+                if fl[i] == 8 and x < low:  # IMPLAUSIBLE below the range
+                    x = low
+                else:
+                    continue
+            last_x[s], last_t[s] = x, t
+            fresh = [o for o in range(n) if o != s and group[o] == g
+                     and last_t[o] is not None and abs(t - last_t[o]) <= c.fresh_s]  # fmt: skip
+            if len(fresh) < c.min_neighbours:
+                continue
+            d = x - median([last_x[o] for o in fresh])
+            n_dev[s] += 1
+            if n_dev[s] == 1:
+                fast[s] = slow[s] = d
+                stat[s], dev_t[s] = 0.0, t
+                score_from[s] = t + c.warmup_s if score_from[s] is None else score_from[s]
+                continue
+            dt = float(t - dev_t[s])
+            dev_t[s] = t
+            a_fast = max(1.0 - math.exp(-dt / c.tau_fast_s), 1.0 / n_dev[s])
+            a_slow = max(1.0 - math.exp(-dt / c.tau_slow_s), 1.0 / n_dev[s])
+            fast[s] += a_fast * (d - fast[s])
+            stat[s] = fast[s] - slow[s]
+            learn = x > low
+            quiet = [abs(stat[o]) for o in fresh if on[o] == 0 and n_dev[o] >= 2]
+            if len(quiet) >= c.min_neighbours:
+                sd_x = 1.482602218505602 * median(quiet)
+                if cross[s] == 0.0:
+                    cross[s] = sd_x
+                else:
+                    cross[s] += (1.0 - math.exp(-dt / c.tau_cross_s)) * (sd_x - cross[s])
+            if t < score_from[s] or len(quiet) < c.min_neighbours:
+                if learn:
+                    slow[s] += a_slow * (d - slow[s])
+                continue
+            sd = max(math.sqrt(math.pi / 2.0) * pool.get(g, 0.0), cross[s], sd_floor)
+            r = abs(stat[s]) / (c.k * sd)
+            sc[i] = r / (1.0 + r)
+            if r > 1.0 or (on[s] and r > c.release):
+                on[s], f[i] = 1, DRIFT
+            elif on[s]:
+                on[s], n_dev[s], fast[s], slow[s], stat[s] = 0, 1, d, d, 0.0
+                score_from[s] = t + c.relearn_s
+            elif learn:
+                slow[s] += a_slow * (d - slow[s])
+                n_pool[g] = n_pool.get(g, 0) + 1
+                a = abs(stat[s])
+                p = pool.get(g, 0.0)
+                if n_pool[g] > 100:
+                    a = min(a, c.pool_clip * p)
+                a_pool = max(1.0 / n_pool[g],
+                             (1.0 - math.exp(-dt / c.tau_pool_s)) / size[g])  # fmt: skip
+                pool[g] = p + a_pool * (a - p)
+        out_f.append(f)
+        out_s.append(sc)
+    return np.concatenate(out_f), np.concatenate(out_s)
+
+
+def test_results_are_those_of_sorting_the_fresh_neighbours() -> None:
+    """The kernel's sorted sets against the rule sample by sample: neighbours that fall
+    silent (stale) and come back, ties, censored values, other rules' flags, NaN, rows out of
+    time order and late batches, and a checkpoint taken halfway."""
+    config = DriftConfig(k=2.0, warmup_s=600, relearn_s=300, fresh_s=150, min_neighbours=2)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        group = [int(g) for g in rng.permutation([0] * 9 + [1] * 4 + [2] * 2 + [-1])]
+        n = len(group)
+        up = rng.random(n) < 0.8  # the others report one step in ten
+        drift = np.where(rng.random(n) < 0.3, 0.05, 0.0)
+        rows = []
+        for step in range(400):
+            here = np.flatnonzero(np.where(up, rng.random(n) < 0.9, rng.random(n) < 0.1))
+            x = np.round(20 + rng.normal(0, 1, here.size) + drift[here] * step)  # ties
+            x[rng.random(here.size) < 0.02] = -3.0  # below the range
+            x[rng.random(here.size) < 0.01] = np.nan
+            t = T0 + 60 * step + rng.integers(0, 50, here.size)
+            rows += list(zip(here, t, x, rng.random(here.size) > 0.01, strict=True))
+        batches, flags = [], []
+        for lo in range(0, len(rows), 97):
+            part = rows[lo : lo + 97]
+            rng.shuffle(part)
+            s, t, x, v = (np.array(c) for c in zip(*part, strict=True))
+            batches.append(ReadingBatch(s.astype(np.int64), t.astype(np.int64), x, v))
+            fl = np.where(x < 0, 8, np.where(rng.random(len(part)) < 0.02, 1, 0))
+            flags.append(fl.astype(np.uint16))
+        batches[10], batches[11] = batches[11], batches[10]  # a late batch
+        flags[10], flags[11] = flags[11], flags[10]
+        expected = _oracle(batches, flags, group, config, 0.3, 0.0)
+        drift_rule = NeighbourDrift(config)
+        for g in group:
+            drift_rule.add_series(g, 0.3, 0.0)
+        out = []
+        for i, (b, fl) in enumerate(zip(batches, flags, strict=True)):
+            if i == len(batches) // 2:
+                restored = NeighbourDrift(config)
+                restored.load_state_arrays(drift_rule.state_arrays())
+                drift_rule = restored
+            out.append(drift_rule.update(b, fl))
+        got = np.concatenate([f for f, _ in out]), np.concatenate([s for _, s in out])
+        assert got[0].any()  # the flags come and go
+        assert got[0].tolist() == expected[0].tolist()
+        assert got[1].tolist() == expected[1].tolist()
