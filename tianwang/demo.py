@@ -98,7 +98,13 @@ async def run_pipeline(
     detector = Detector(DetectorConfig(timezone=registry.timezone), registry.permits)
     async with InfluxV1Sink(influx_url) as sink:
         async with IngestService(
-            IngestConfig(address), registry, detector, sink, router.handle_async
+            # Simulated time is not the wall clock (a scenario may start on a fixed date, and
+            # runs at `speed`): ingest's time window would reject it as stale or future.
+            IngestConfig(address, max_future_s=None, max_age_s=None),
+            registry,
+            detector,
+            sink,
+            router.handle_async,
         ) as ingest:
             fleet = await run_fleet(registry, scenario, address, speed=speed,
                                     broker_control=broker_control)  # fmt: skip
