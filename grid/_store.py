@@ -129,6 +129,19 @@ incident_audit = sa.Table(
 )
 
 
+# Officer API bearer tokens (grid/_auth.py): only the SHA-256 of a token is kept.
+officer_tokens = sa.Table(
+    "officer_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("officer_id", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_officer_tokens_officer_id", "officer_id"),
+)
+
+
 class IncidentError(ValueError):
     """A change the lifecycle does not allow; the message says why."""
 
@@ -225,6 +238,15 @@ class AuditEntry:
     to_status: str | None
     reason: str
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    digest: str  # SHA-256 hex of the bearer token
+    officer_id: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
 
 
 def load_findings(path: Path = FINDINGS_FILE) -> dict[str, str]:
@@ -827,6 +849,48 @@ class IncidentStore:
                 },
             )  # fmt: skip
             return _incident(row)
+
+    # --- officer API tokens (grid/_auth.py issues and checks them) -----------------------
+
+    def add_token(
+        self, digest: str, officer_id: str, issued_at: datetime, expires_at: datetime
+    ) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                officer_tokens.insert().values(
+                    digest=digest, officer_id=officer_id, issued_at=issued_at,
+                    expires_at=expires_at,
+                )
+            )  # fmt: skip
+
+    def token(self, digest: str) -> TokenRecord | None:
+        with self.engine.connect() as db:
+            row = db.execute(
+                sa.select(officer_tokens).where(officer_tokens.c.digest == digest)
+            ).first()
+        if row is None:
+            return None
+        return TokenRecord(row.digest, row.officer_id, _utc(row.issued_at),
+                           _utc(row.expires_at), _utc(row.revoked_at))  # fmt: skip
+
+    def revoke_tokens(
+        self, now: datetime, *, digest: str | None = None, officer_id: str | None = None
+    ) -> int:
+        """Revoke one token (``digest``) or all of an officer's; how many were live."""
+        if (digest is None) == (officer_id is None):
+            raise ValueError("pass digest or officer_id")
+        match = (
+            officer_tokens.c.digest == digest
+            if digest is not None
+            else officer_tokens.c.officer_id == officer_id
+        )
+        with self.engine.begin() as db:
+            done = db.execute(
+                officer_tokens.update()
+                .where(match & officer_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return done.rowcount
 
     # --- reading ------------------------------------------------------------------------
 
