@@ -292,6 +292,12 @@ def _incident(row: sa.Row) -> Incident:
     )
 
 
+def _overdue(incident: Incident, now: datetime) -> bool:
+    """Open (not acknowledged) with an acknowledgement deadline that has passed."""
+    due = incident.ack_due_at
+    return incident.status == "open" and due is not None and due <= now
+
+
 def _audit_entry(row: sa.Row) -> AuditEntry:
     return AuditEntry(
         row.id,
@@ -810,14 +816,19 @@ class IncidentStore:
         now: datetime,
         ack_due_at: datetime | None = None,
         reason: str = "acknowledgement overdue",
+        only_if_due: bool = False,
     ) -> Incident:
         """Hand an active incident to a higher level's officer; ``ack_due_at`` restarts the
-        timer for that level (None: no further escalation)."""
+        timer for that level (None: no further escalation). ``only_if_due``: refuse unless
+        the incident is still open and overdue at ``now`` (an officer may have acknowledged
+        it since the escalation timer read it)."""
         _need_text(officer_id, "officer_id")
         if to_level not in LEVELS:
             raise IncidentError(f"unknown level {to_level!r}; levels: {', '.join(LEVELS)}")
         with self.engine.begin() as db:
             current = self._locked(db, incident_id, active=True)
+            if only_if_due and not _overdue(current, now):
+                raise IncidentError(f"incident {incident_id} is no longer due for escalation")
             if LEVELS.index(to_level) <= LEVELS.index(current.assigned_level):
                 raise IncidentError(
                     f"incident {incident_id} is at {current.assigned_level}: cannot escalate "
@@ -891,6 +902,85 @@ class IncidentStore:
                 .values(revoked_at=now)
             )
             return done.rowcount
+
+    def hand_off(
+        self,
+        incident_id: int,
+        from_officer: str,
+        to_officer: str,
+        now: datetime,
+        ack_due_at: datetime | None,
+        reason: str,
+    ) -> Incident:
+        """Duty passed to another officer at the same level: an open incident still assigned
+        to ``from_officer`` goes to ``to_officer`` with the timer set to ``ack_due_at``.
+        Refused (IncidentError) if it was acknowledged or reassigned meanwhile."""
+        _need_text(to_officer, "to_officer")
+        _need_text(reason, "reason")
+        with self.engine.begin() as db:
+            current = self._locked(db, incident_id, active=True)
+            if current.status != "open" or current.officer_id != from_officer:
+                raise IncidentError(f"incident {incident_id} changed since it was read")
+            row = db.execute(
+                incidents.update()
+                .where(incidents.c.id == incident_id)
+                .values(officer_id=to_officer, ack_due_at=ack_due_at, updated_at=now)
+                .returning(*incidents.c)
+            ).one()
+            self._audit(
+                db, incident_id, now, SYSTEM, "handed_off", "open", "open", reason,
+                {"from_officer": from_officer, "to_officer": to_officer,
+                 "level": current.assigned_level},
+            )  # fmt: skip
+            return _incident(row)
+
+    def stop_timer(self, incident_id: int, now: datetime, reason: str) -> Incident:
+        """No level left to escalate to: the overdue incident stays with its officer and is
+        no longer due. Refused (IncidentError) unless it is still open and overdue."""
+        _need_text(reason, "reason")
+        with self.engine.begin() as db:
+            current = self._locked(db, incident_id, active=True)
+            if not _overdue(current, now):
+                raise IncidentError(f"incident {incident_id} is no longer due for escalation")
+            row = db.execute(
+                incidents.update()
+                .where(incidents.c.id == incident_id)
+                .values(ack_due_at=None, updated_at=now)
+                .returning(*incidents.c)
+            ).one()
+            self._audit(
+                db, incident_id, now, SYSTEM, "timer_stopped", "open", "open", reason,
+                {"level": current.assigned_level},
+            )  # fmt: skip
+            return _incident(row)
+
+    def record_notification(
+        self, incident_id: int, reason: str, detail: dict[str, Any], now: datetime
+    ) -> AuditEntry:
+        """Delivery attempts of one notice, as an audit row ``notified`` (who was told what
+        through which channel is part of the incident's record)."""
+        _need_text(reason, "reason")
+        return self._annotate(incident_id, SYSTEM, "notified", reason, detail, now)
+
+    def active_with_audit(self) -> list[tuple[Incident, list[AuditEntry]]]:
+        """Every active incident with its audit log, in two queries (the escalation timer's
+        view: who was assigned when, and what they have been told)."""
+        with self.engine.connect() as db:
+            found = [
+                _incident(r)
+                for r in db.execute(sa.select(incidents).where(_active).order_by(incidents.c.id))
+            ]
+            logs: dict[int, list[AuditEntry]] = {i.id: [] for i in found}
+            rows = db.execute(
+                sa.select(incident_audit)
+                .join(incidents, incidents.c.id == incident_audit.c.incident_id)
+                .where(_active)
+                .order_by(incident_audit.c.id)
+            )
+            for row in rows:
+                if row.incident_id in logs:  # not one that became active after the first read
+                    logs[row.incident_id].append(_audit_entry(row))
+            return [(i, logs[i.id]) for i in found]
 
     # --- reading ------------------------------------------------------------------------
 
