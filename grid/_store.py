@@ -129,6 +129,19 @@ incident_audit = sa.Table(
 )
 
 
+# Officer API bearer tokens (grid/_auth.py): only the SHA-256 of a token is kept.
+officer_tokens = sa.Table(
+    "officer_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("officer_id", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_officer_tokens_officer_id", "officer_id"),
+)
+
+
 class IncidentError(ValueError):
     """A change the lifecycle does not allow; the message says why."""
 
@@ -227,6 +240,15 @@ class AuditEntry:
     detail: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    digest: str  # SHA-256 hex of the bearer token
+    officer_id: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
 def load_findings(path: Path = FINDINGS_FILE) -> dict[str, str]:
     """Finding code -> English description."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))["findings"]
@@ -268,6 +290,12 @@ def _incident(row: sa.Row) -> Incident:
         updated_at=_utc(row.updated_at),
         ended_at=_utc(row.ended_at),
     )
+
+
+def _overdue(incident: Incident, now: datetime) -> bool:
+    """Open (not acknowledged) with an acknowledgement deadline that has passed."""
+    due = incident.ack_due_at
+    return incident.status == "open" and due is not None and due <= now
 
 
 def _audit_entry(row: sa.Row) -> AuditEntry:
@@ -788,14 +816,19 @@ class IncidentStore:
         now: datetime,
         ack_due_at: datetime | None = None,
         reason: str = "acknowledgement overdue",
+        only_if_due: bool = False,
     ) -> Incident:
         """Hand an active incident to a higher level's officer; ``ack_due_at`` restarts the
-        timer for that level (None: no further escalation)."""
+        timer for that level (None: no further escalation). ``only_if_due``: refuse unless
+        the incident is still open and overdue at ``now`` (an officer may have acknowledged
+        it since the escalation timer read it)."""
         _need_text(officer_id, "officer_id")
         if to_level not in LEVELS:
             raise IncidentError(f"unknown level {to_level!r}; levels: {', '.join(LEVELS)}")
         with self.engine.begin() as db:
             current = self._locked(db, incident_id, active=True)
+            if only_if_due and not _overdue(current, now):
+                raise IncidentError(f"incident {incident_id} is no longer due for escalation")
             if LEVELS.index(to_level) <= LEVELS.index(current.assigned_level):
                 raise IncidentError(
                     f"incident {incident_id} is at {current.assigned_level}: cannot escalate "
@@ -827,6 +860,127 @@ class IncidentStore:
                 },
             )  # fmt: skip
             return _incident(row)
+
+    # --- officer API tokens (grid/_auth.py issues and checks them) -----------------------
+
+    def add_token(
+        self, digest: str, officer_id: str, issued_at: datetime, expires_at: datetime
+    ) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                officer_tokens.insert().values(
+                    digest=digest, officer_id=officer_id, issued_at=issued_at,
+                    expires_at=expires_at,
+                )
+            )  # fmt: skip
+
+    def token(self, digest: str) -> TokenRecord | None:
+        with self.engine.connect() as db:
+            row = db.execute(
+                sa.select(officer_tokens).where(officer_tokens.c.digest == digest)
+            ).first()
+        if row is None:
+            return None
+        return TokenRecord(row.digest, row.officer_id, _utc(row.issued_at),
+                           _utc(row.expires_at), _utc(row.revoked_at))  # fmt: skip
+
+    def revoke_tokens(
+        self, now: datetime, *, digest: str | None = None, officer_id: str | None = None
+    ) -> int:
+        """Revoke one token (``digest``) or all of an officer's; how many were live."""
+        if (digest is None) == (officer_id is None):
+            raise ValueError("pass digest or officer_id")
+        match = (
+            officer_tokens.c.digest == digest
+            if digest is not None
+            else officer_tokens.c.officer_id == officer_id
+        )
+        with self.engine.begin() as db:
+            done = db.execute(
+                officer_tokens.update()
+                .where(match & officer_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return done.rowcount
+
+    def hand_off(
+        self,
+        incident_id: int,
+        from_officer: str,
+        to_officer: str,
+        now: datetime,
+        ack_due_at: datetime | None,
+        reason: str,
+    ) -> Incident:
+        """Duty passed to another officer at the same level: an open incident still assigned
+        to ``from_officer`` goes to ``to_officer`` with the timer set to ``ack_due_at``.
+        Refused (IncidentError) if it was acknowledged or reassigned meanwhile."""
+        _need_text(to_officer, "to_officer")
+        _need_text(reason, "reason")
+        with self.engine.begin() as db:
+            current = self._locked(db, incident_id, active=True)
+            if current.status != "open" or current.officer_id != from_officer:
+                raise IncidentError(f"incident {incident_id} changed since it was read")
+            row = db.execute(
+                incidents.update()
+                .where(incidents.c.id == incident_id)
+                .values(officer_id=to_officer, ack_due_at=ack_due_at, updated_at=now)
+                .returning(*incidents.c)
+            ).one()
+            self._audit(
+                db, incident_id, now, SYSTEM, "handed_off", "open", "open", reason,
+                {"from_officer": from_officer, "to_officer": to_officer,
+                 "level": current.assigned_level},
+            )  # fmt: skip
+            return _incident(row)
+
+    def stop_timer(self, incident_id: int, now: datetime, reason: str) -> Incident:
+        """No level left to escalate to: the overdue incident stays with its officer and is
+        no longer due. Refused (IncidentError) unless it is still open and overdue."""
+        _need_text(reason, "reason")
+        with self.engine.begin() as db:
+            current = self._locked(db, incident_id, active=True)
+            if not _overdue(current, now):
+                raise IncidentError(f"incident {incident_id} is no longer due for escalation")
+            row = db.execute(
+                incidents.update()
+                .where(incidents.c.id == incident_id)
+                .values(ack_due_at=None, updated_at=now)
+                .returning(*incidents.c)
+            ).one()
+            self._audit(
+                db, incident_id, now, SYSTEM, "timer_stopped", "open", "open", reason,
+                {"level": current.assigned_level},
+            )  # fmt: skip
+            return _incident(row)
+
+    def record_notification(
+        self, incident_id: int, reason: str, detail: dict[str, Any], now: datetime
+    ) -> AuditEntry:
+        """Delivery attempts of one notice, as an audit row ``notified`` (who was told what
+        through which channel is part of the incident's record)."""
+        _need_text(reason, "reason")
+        return self._annotate(incident_id, SYSTEM, "notified", reason, detail, now)
+
+    def active_with_audit(self) -> list[tuple[Incident, list[AuditEntry]]]:
+        """Every active incident with its audit log, in two queries (the escalation timer's
+        view: who was assigned when, and what they have been told)."""
+        with self.engine.connect() as db:
+            found = [
+                _incident(r)
+                for r in db.execute(sa.select(incidents).where(_active).order_by(incidents.c.id))
+            ]
+            logs: dict[int, list[AuditEntry]] = {i.id: [] for i in found}
+            rows = db.execute(
+                sa.select(incident_audit)
+                .join(incidents, incidents.c.id == incident_audit.c.incident_id)
+                .where(_active)
+                .order_by(incident_audit.c.id)
+            )
+            for row in rows:
+                if row.incident_id in logs:  # not one that became active after the first read
+                    logs[row.incident_id].append(_audit_entry(row))
+            return [(i, logs[i.id]) for i in found]
 
     # --- reading ------------------------------------------------------------------------
 
