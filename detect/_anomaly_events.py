@@ -89,11 +89,16 @@ class AnomalyEpisodes(SeriesState):
         "peak": (np.float64, math.nan, _SLOTS),
         "peak_score": (np.float64, 0.0, _SLOTS),
         "samples": (np.int64, 0, _SLOTS),
+        "announced": (np.bool_, False, _SLOTS),
     }
 
-    def __init__(self, quiet_s: int, info: SeriesInfo, capacity: int = 1024) -> None:
+    def __init__(self, quiet_s: int, info: SeriesInfo, capacity: int = 1024,
+                 min_s: dict[str, int] | None = None) -> None:  # fmt: skip
         super().__init__(capacity)
         self.quiet_s = quiet_s
+        # per rule slot: how long an episode must last before it is an event
+        self.min_s = np.array([int((min_s or {}).get(rule, 0)) for rule, _ in _SLOT_RULES],
+                              np.int64)  # fmt: skip
         self._info = info
         self._infos: dict[int, tuple[str, str, str]] = {}  # series -> info(series), cached
 
@@ -127,7 +132,7 @@ class AnomalyEpisodes(SeriesState):
 
     def _episode_state(self) -> tuple[np.ndarray, ...]:
         return (self.is_open, self.start_s, self.last_s, self.peak, self.peak_score,
-                self.samples, self.n_open, self.due_s)  # fmt: skip
+                self.samples, self.announced, self.n_open, self.due_s)  # fmt: skip
 
     def update(self, batch: ReadingBatch, flags: np.ndarray, score: np.ndarray
                ) -> list[ExceedanceEvent]:  # fmt: skip
@@ -143,8 +148,8 @@ class AnomalyEpisodes(SeriesState):
         row = 0
         while row < n:  # the outputs are bounded: step until every row is done
             row, k = _ek.step_episodes(batch.series, batch.ts_s, batch.value, flags, score, row,
-                                       EVENT_MASK, _MISSING, _SLOT_BITS, self.quiet_s, *state,
-                                       *out)  # fmt: skip
+                                       EVENT_MASK, _MISSING, _SLOT_BITS, self.quiet_s,
+                                       self.min_s, *state, *out)  # fmt: skip
             events += self._events(out, k, batch)
         return events
 
@@ -182,8 +187,9 @@ class AnomalyEpisodes(SeriesState):
         for sid, slot in zip(sids, slots, strict=True):
             sid, slot = int(sid), int(slot)
             last, peak = int(self.last_s[sid, slot]), float(self.peak[sid, slot])
-            events.append(self._event("close", sid, slot, int(self.start_s[sid, slot]), last,
-                                      peak, peak, int(self.samples[sid, slot])))  # fmt: skip
+            if self.announced[sid, slot]:  # an episode too short for its rule made no event
+                start, n = int(self.start_s[sid, slot]), int(self.samples[sid, slot])
+                events.append(self._event("close", sid, slot, start, last, peak, peak, n))
             self.is_open[sid, slot] = False
             self.n_open[sid] -= 1
         self._set_due(sids)

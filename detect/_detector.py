@@ -33,7 +33,7 @@ RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
 RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 6
+CHECKPOINT_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,10 @@ class DetectorConfig:
     noise_day_hours: GB 3096 day (昼间) as local [start, end) hours; None: the data file's
         06-22. Counties set their own (HJ 212-2017 Table 4).
     anomaly_quiet_s: an anomaly episode closes after this long without its rule's flag.
+    anomaly_min_s: per anomaly rule, how long an episode must last before it is an event
+        (minimum duration); missing rules: 0. Drift: 6 h, so that a pollution episode that
+        reaches some nodes of a township and not others for a few hours (a plume, a fire)
+        is not reported as drifting sensors; a real drift lasts days.
     """
 
     timezone: str = "Asia/Shanghai"
@@ -64,6 +68,7 @@ class DetectorConfig:
     warn_min_hours: int = 6
     noise_day_hours: tuple[int, int] | None = None
     anomaly_quiet_s: int = 900
+    anomaly_min_s: dict[str, int] = field(default_factory=lambda: {"drift": 6 * 3600})
 
     def __post_init__(self) -> None:
         if self.open_after_hours < 1 or self.close_after_hours < 1:
@@ -117,7 +122,8 @@ class Detector:
         self._anomaly = AnomalyDetector(anomaly)
         self._drift = NeighbourDrift(drift)
         self._groups: dict[tuple[str, str], int] = {}  # (neighbourhood, quantity) -> group
-        self._anomaly_episodes = AnomalyEpisodes(self.config.anomaly_quiet_s, self._describe)
+        self._anomaly_episodes = AnomalyEpisodes(self.config.anomaly_quiet_s, self._describe,
+                                                 min_s=self.config.anomaly_min_s)  # fmt: skip
         self._book = LimitBook(self.config.pinned_edition, permits)  # fails on an unknown pin
         self._day_start_h, self._day_end_h = self.config.noise_day_hours or noise_day_hours()
         self.stats = DetectorStats()

@@ -6,7 +6,9 @@ series ``n_open`` and ``due_s``, the earliest time an open episode may close (``
 quiet_s`` of its open slots; ``NEVER`` if none), so that the many unflagged rows of a series
 in an episode's quiet period skip the wide record. A rule's episode opens at a flagged
 sample and closes at the first later sample of the series without that rule's flag once
-``quiet_s`` have passed since ``last_s``.
+``quiet_s`` have passed since ``last_s``. Minimum duration: an episode is *announced* (its
+``open`` event, dated from its first flagged sample) only once it has lasted ``min_s`` of
+its rule; one that closes sooner makes no event at all (``announced`` per slot).
 Output: one row per event (sample row, series, slot, kind, and the episode's fields).
 """
 
@@ -26,7 +28,8 @@ MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a genero
 
 @njit(**JIT)
 def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only, slot_bits,
-                  quiet_s, is_open, start_s, last_s, peak, peak_score, samples, n_open, due_s,
+                  quiet_s, min_s, is_open, start_s, last_s, peak, peak_score, samples,
+                  announced, n_open, due_s,
                   out_row, out_series, out_slot, out_kind, out_start, out_peak, out_samples):
     """Step rows ``first``.. of a batch; stops early when the outputs could overflow.
     Returns (next row to step, events written). A row's rule bits are its ``flags`` within
@@ -58,9 +61,21 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
                     if score[i] > peak_score[s, j]:
                         peak[s, j] = value[i]
                         peak_score[s, j] = score[i]
+                    if not announced[s, j] and t - start_s[s, j] >= min_s[j]:
+                        announced[s, j] = True  # it has lasted long enough: say so now
+                        out_row[k] = i
+                        out_series[k] = s
+                        out_slot[k] = j
+                        out_kind[k] = OPEN
+                        out_start[k] = start_s[s, j]
+                        out_peak[k] = peak[s, j]
+                        out_samples[k] = samples[s, j]
+                        k += 1
                 elif t - last_s[s, j] >= quiet_s:
                     is_open[s, j] = False
                     n_open[s] -= 1
+                    if not announced[s, j]:
+                        continue  # too short to be an episode: no event
                     out_row[k] = i
                     out_series[k] = s
                     out_slot[k] = j
@@ -77,6 +92,9 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
                 peak[s, j] = value[i]
                 peak_score[s, j] = score[i]
                 samples[s, j] = 1
+                announced[s, j] = min_s[j] <= 0
+                if not announced[s, j]:
+                    continue
                 out_row[k] = i
                 out_series[k] = s
                 out_slot[k] = j

@@ -166,8 +166,8 @@ def test_the_batch_is_not_modified() -> None:
         np.testing.assert_array_equal(was, now)
 
 
-def _township_detector() -> Detector:
-    detector = Detector()
+def _township_detector(min_s: dict[str, int] | None = None) -> Detector:
+    detector = Detector(DetectorConfig(anomaly_min_s=min_s or {}))
     for i in range(8):  # series 0..7: O3 of eight nodes of one township
         detector.series_id(f"t{i}", "O3", "air:2", "township-1")
     detector.series_id("far", "O3", "air:2", None)  # no neighbourhood: never drift-scored
@@ -191,3 +191,20 @@ def test_a_node_drifting_from_its_township_is_one_drift_episode(tmp_path: Path) 
     second = Detector.restore(tmp_path / "d.npz")
     split += [e for b in batches[600:] for e in second.update(b)]
     assert same(split, events)
+
+
+def test_a_minimum_duration_holds_an_episode_back_until_it_has_lasted() -> None:
+    from tests.detect.test_anomaly_drift import stream
+
+    batches = stream(0.1)  # t0 drifts from minute 400, flagged some hours later, to the end
+    unheld = _township_detector()
+    plain = [e for b in batches for e in unheld.update(b) if e.rule == "drift"]
+    flagged_at = plain[0].hour_start_s
+    held = _township_detector({"drift": 2 * 3600})
+    events = [e for b in batches for e in held.update(b) if e.rule == "drift"]
+    assert [(e.node, e.kind) for e in events] == [("t0", "open")]
+    assert events[0].episode_start_s == flagged_at  # dated from its first flagged sample
+    assert events[0].hour_start_s >= flagged_at + 2 * 3600  # told once it had lasted 2 h
+    # longer than the drift has lasted by the end of the stream: no event at all
+    never = _township_detector({"drift": 12 * 3600})
+    assert not [e for b in batches for e in never.update(b) if e.rule == "drift"]
