@@ -1,6 +1,19 @@
 """Grid: incidents, routed to the officer accountable for the place, kept in a store."""
 
-from grid._router import IncidentRouter, Notifier, RoutedIncident
+from grid._escalation import Escalator, Tick
+from grid._notify import (
+    Delivery,
+    EmailChannel,
+    MqttChannel,
+    Notice,
+    Notifier,
+    SmtpConfig,
+    WebhookChannel,
+    alert_topic,
+    sign,
+    webhook_secrets_from_env,
+)
+from grid._router import Announce, IncidentRouter, RoutedIncident
 from grid._store import (
     ACTIVE_STATES,
     LEVELS,
@@ -22,16 +35,28 @@ __all__ = [
     "LEVELS",
     "STATES",
     "TRANSITIONS",
+    "Announce",
     "AuditEntry",
+    "Delivery",
+    "EmailChannel",
+    "Escalator",
     "Extension",
     "Incident",
     "IncidentDraft",
     "IncidentError",
     "IncidentRouter",
     "IncidentStore",
+    "MqttChannel",
+    "Notice",
     "Notifier",
     "RoutedIncident",
+    "SmtpConfig",
+    "Tick",
     "UnknownIncident",
+    "WebhookChannel",
+    "alert_topic",
     "load_findings",
     "migrate",
+    "sign",
+    "webhook_secrets_from_env",
 ]
