@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detect import Detector, DetectorConfig
-from grid import IncidentRouter, IncidentStore, RoutedIncident
+from grid import (
+    EmailChannel,
+    Escalator,
+    IncidentRouter,
+    IncidentStore,
+    MqttChannel,
+    Notifier,
+    SmtpConfig,
+    WebhookChannel,
+    webhook_secrets_from_env,
+)
 from ingest import (
     InfluxV1Sink,
     InfluxV2Sink,
@@ -29,7 +39,7 @@ from ingest import (
     partition_filters,
     worker_config,
 )
-from tianwang.mqtt import BrokerAddress
+from tianwang.mqtt import BrokerAddress, MqttLink
 from tianwang.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
@@ -78,7 +88,8 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     checkpoint = work / "detector.npz"
     detector = _detector(registry, checkpoint)
     store = IncidentStore(options.incidents_url or f"sqlite:///{work / 'incidents.sqlite'}")
-    router = IncidentRouter(registry, store, _announce)
+    escalator = Escalator(registry, store)  # its notifier is set once the alert link is up
+    router = IncidentRouter(registry, store, lambda routed: escalator.wake())
     base = IngestConfig(BrokerAddress.parse(options.broker), client_id=options.client_id,
                         quarantine_path=work / "quarantine.jsonl")  # fmt: skip
     config = (worker_config(base, partition_filters(registry, options.workers, options.worker),
@@ -87,9 +98,13 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     server = metrics.serve(port=options.metrics_port) if options.metrics_port is not None else None
     stop = stop or _stop_on_signals()
     spool = SpoolingSink(_sink(options), work / "spool", options.spool_max_mb << 20)
+    alerts = MqttLink(BrokerAddress.parse(options.broker), f"{config.client_id}-alerts")
     try:
-        async with spool, IngestService(config, registry, detector, spool, router.handle_async,
-                                        metrics=metrics) as ingest:  # fmt: skip
+        service = IngestService(config, registry, detector, spool, router.handle_async,
+                                metrics=metrics)  # fmt: skip
+        async with alerts, spool, service as ingest:
+            escalator.notifier = _notifier(alerts, registry.county)
+            escalation = asyncio.create_task(escalator.run(stop))
             log.info("ingest worker %d of %d on %s", options.worker, options.workers,
                      ", ".join(config.topic_filters))  # fmt: skip
             while not stop.is_set():
@@ -98,16 +113,24 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
                 detector.checkpoint(checkpoint)
             await ingest.flush()
             detector.checkpoint(checkpoint)
+            await escalation
             return dict(ingest.counts)
     finally:
         if server is not None:
             server.close()
 
 
-def _announce(routed: RoutedIncident) -> None:
-    i = routed.incident
-    log.warning("incident #%d %s %s %s -> %s", i.id, i.node, i.quantity, i.rule,
-                routed.officer.id)  # fmt: skip
+def _notifier(alerts: MqttLink, county: str) -> Notifier:
+    """Officers are told on their MQTT alert topic, by signed webhook where they have a secret
+    (TIANWANG_WEBHOOK_SECRET_<officer>), and by e-mail when SMTP is configured (TIANWANG_SMTP_*;
+    grid/_notify.py)."""
+    channels: list[MqttChannel | WebhookChannel | EmailChannel] = [
+        MqttChannel(alerts, county), WebhookChannel(webhook_secrets_from_env())
+    ]  # fmt: skip
+    smtp = SmtpConfig.from_env()
+    if smtp is not None:
+        channels.append(EmailChannel(smtp))
+    return Notifier(channels)
 
 
 def _stop_on_signals() -> asyncio.Event:
