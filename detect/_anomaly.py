@@ -45,11 +45,12 @@ class AnomalyConfig:
         spike_k: robust z-score above which a sample is a spike.
         tau_level_s: time constant of the baseline level (exponential weights by elapsed time).
         tau_scale_s: time constant of the baseline's mean absolute deviation.
-        warmup: samples learned before the spike and CUSUM rules score.
+        warmup: samples learned before the spike and CUSUM rules score; after it, no sample
+            weighs more than ``1 / warmup`` in the deviation (not even after a long gap).
         cusum_k: CUSUM drift allowance (sd); cusum_h: alarm threshold (sd);
         cusum_clip: residuals are clipped to +-this (sd) first, so one spike cannot alarm.
-        relearn: after a CUSUM alarm the level is relearnt over this many samples before
-            the CUSUM scores again.
+        relearn: after a CUSUM alarm the level is relearnt over this many samples (each
+            learnt) before the spike and CUSUM rules score again.
         stuck_n: consecutive values within ``stuck_eps`` of the previous one that make a
             stuck sensor (``stuck_n`` >= 2).
         rate_per_min: per quantity, the largest plausible change per minute.

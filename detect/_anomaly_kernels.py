@@ -2,12 +2,15 @@
 
 Per series ``s`` the state is a running baseline: an exponentially weighted level and mean
 absolute deviation (``scale``; sd ~ sqrt(pi/2) * scale for Gaussian noise), with time-based
-weights ``1 - exp(-dt / tau)`` (cumulative means during the warm-up), CUSUM sums of the
-standardised residual (Page 1954, "Continuous inspection schemes", Biometrika 41), the last
-plausible value and the length of its run of repeats. A sample that fires a rule does not
-update the baseline, so a spike or a fault does not drag it; a CUSUM alarm accepts the new
-level: the level restarts from the sample as a cumulative mean, and the CUSUM waits
-``relearn`` samples before it scores again (else the noise of a young level would alarm again).
+weights ``1 - exp(-dt / tau)`` (cumulative means during the warm-up; the scale's weight is at
+most ``1 / warmup``, so after a long gap, stuck run or fault one sample cannot set it), CUSUM
+sums of the standardised residual (Page 1954, "Continuous inspection schemes", Biometrika 41),
+the last plausible value and the length of its run of repeats. A sample that fires a rule does
+not update the baseline, so a spike or a fault does not drag it; a CUSUM alarm accepts the new
+level: the level restarts from the sample as a cumulative mean, and for ``relearn`` samples
+the spike and CUSUM rules do not score and every sample is learnt (else the noise of a young
+level would alarm again, and samples judged against one noisy sample would be spikes that the
+level never learns).
 
 Rules, per sample (bits of ``flags``): ``SPIKE`` robust z-score ``|x - level| / sd > k``;
 ``LEVEL_SHIFT`` two-sided CUSUM of the clipped z-score above ``h``; ``STUCK`` ``stuck_n``
@@ -16,10 +19,13 @@ a reading below the detection limit, or clipped to zero, legitimately repeats);
 ``IMPLAUSIBLE`` outside the quantity's physical range; ``RATE`` ``|dx / dt|`` above the
 quantity's limit; ``MISSING`` NaN or not valid (no rule applies); ``OUT_OF_ORDER`` a sample
 not newer than the series' last (not scored, state untouched). A value at the range's lower
-bound is censored (below the detection limit, or clipped): it is neither scored against the
-baseline nor learnt by it. The score is ``r / (1 + r)`` of the largest rule statistic ``r``
-(each rule's statistic is 1 at its threshold, so a fired rule scores > 0.5), 1 for an
-implausible value, 0 for a missing or out-of-order sample.
+bound is censored (below the detection limit, or clipped; the true value is at most the
+bound): it is not a spike and does not move the scale, but the CUSUM takes its z-score
+``(low - level) / sd`` (an upper bound of the true one) and the level learns it, so a series
+that falls to the bound and stays there is a level shift, not a high level against which
+every later small reading is a spike. The score is ``r / (1 + r)`` of the largest rule
+statistic ``r`` (each rule's statistic is 1 at its threshold, so a fired rule scores > 0.5),
+1 for an implausible value, 0 for a missing or out-of-order sample.
 """
 
 from __future__ import annotations
@@ -73,7 +79,10 @@ def _gains(dt, tau_level_s, tau_scale_s, gain_dt, gain):
 @njit(inline="always", **JIT)
 def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
     """Move the baseline of record ``r`` towards ``x``: cumulative means while young (the
-    level since its last restart, the scale since the start), then time-weighted EWMAs."""
+    level since its last restart, the scale since the start), then time-weighted EWMAs whose
+    scale gain is at most ``1 / warmup`` (after a long gap, a stuck run or a fault, one
+    sample would otherwise set the scale). A censored ``x`` (at the lower bound) moves the
+    level, not the scale: its deviation is unknown."""
     r.n_seen += 1
     r.n_level += 1
     if r.n_seen == 1:
@@ -83,12 +92,14 @@ def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
         return
     g_level, g_scale = _gains(t - r.base_t, tau_level_s, tau_scale_s, gain_dt, gain)
     a_level = max(g_level, 1.0 / r.n_level)
-    a_scale = g_scale
     if r.n_seen <= warmup:
-        a_scale = max(a_scale, 1.0 / (r.n_seen - 1))
+        a_scale = max(g_scale, 1.0 / (r.n_seen - 1))
+    else:
+        a_scale = min(g_scale, 1.0 / warmup)
     d = x - r.level
     r.level += a_level * d
-    r.scale += a_scale * (abs(d) - r.scale)
+    if x > r.low:
+        r.scale += a_scale * (abs(d) - r.scale)
     r.base_t = t
 
 
@@ -114,26 +125,27 @@ def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stu
     if r.run_len >= stuck_n:
         flags |= STUCK
     r_max = max(r_max, r_stuck)
-    if r.n_seen >= warmup and x > r.low:  # at the lower bound: censored, not scored
-        sd = max(SD_PER_MAD * r.scale, r.sd_floor)
-        z = (x - r.level) / sd
+    if r.n_seen < warmup or r.n_level < relearn:  # a young baseline: learn, don't judge
+        return flags, r_max
+    sd = max(SD_PER_MAD * r.scale, r.sd_floor)
+    z = (x - r.level) / sd  # at the lower bound (censored): an upper bound of the true z
+    if x > r.low:  # a censored value is not a spike
         r_spike = abs(z) / k_spike
         if r_spike > 1.0:
             flags |= SPIKE
         r_max = max(r_max, r_spike)
-        if r.n_level >= relearn:
-            zc = min(max(z, -cusum_clip), cusum_clip)
-            r.cpos = max(0.0, r.cpos + zc - cusum_k)
-            r.cneg = max(0.0, r.cneg - zc - cusum_k)
-            r_cusum = max(r.cpos, r.cneg) / cusum_h
-            r_max = max(r_max, r_cusum)
-            if r_cusum > 1.0:  # accept the new level: relearn it from here, keep the scale
-                flags |= LEVEL_SHIFT
-                r.cpos = 0.0
-                r.cneg = 0.0
-                r.n_level = 1
-                r.level = x
-                r.base_t = t
+    zc = min(max(z, -cusum_clip), cusum_clip)
+    r.cpos = max(0.0, r.cpos + zc - cusum_k)
+    r.cneg = max(0.0, r.cneg - zc - cusum_k)
+    r_cusum = max(r.cpos, r.cneg) / cusum_h
+    r_max = max(r_max, r_cusum)
+    if r_cusum > 1.0:  # accept the new level: relearn it from here, keep the scale
+        flags |= LEVEL_SHIFT
+        r.cpos = 0.0
+        r.cneg = 0.0
+        r.n_level = 1
+        r.level = x
+        r.base_t = t
     return flags, r_max
 
 
@@ -173,7 +185,7 @@ def score_batch(series, ts_s, values, valid, state,
             continue
         flags, r_max = _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn,
                               stuck_n, stuck_eps, warmup)
-        if flags & (_BASELINE_VETO | LEVEL_SHIFT) == 0 and x > r.low:
+        if flags & (_BASELINE_VETO | LEVEL_SHIFT) == 0:
             _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain)
         out_flags[i] = flags
         out_score[i] = _squash(r_max)

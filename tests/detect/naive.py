@@ -235,9 +235,12 @@ class NaiveAnomaly:
         a_scale = 1.0 - math.exp(-dt / self.p.tau_scale_s)
         if self.n_seen <= self.p.warmup:
             a_scale = max(a_scale, 1.0 / (self.n_seen - 1))
+        else:
+            a_scale = min(a_scale, 1.0 / self.p.warmup)  # no one sample sets the scale
         r = x - self.level
         self.level += a_level * r
-        self.scale += a_scale * (abs(r) - self.scale)
+        if x > self.p.low:  # a censored value moves the level only
+            self.scale += a_scale * (abs(r) - self.scale)
         self.base_t = t
 
     def step(self, t: int, x: float, valid: bool) -> tuple[int, float]:
@@ -261,20 +264,21 @@ class NaiveAnomaly:
         ratios.append((self.run - 1) / (p.stuck_n - 1.0))
         flags |= 4 if self.run >= p.stuck_n else 0
         censored = x <= p.low
-        if self.n_seen >= p.warmup and not censored:
+        if self.n_seen >= p.warmup and self.n_level >= p.relearn:
+            # censored: z is an upper bound of the true z; it feeds the CUSUM, not the spike
             z = (x - self.level) / max(SD_PER_MAD * self.scale, p.sd_floor)
-            ratios.append(abs(z) / p.spike_k)
-            flags |= 1 if ratios[-1] > 1.0 else 0
-            if self.n_level >= p.relearn:
-                zc = min(max(z, -p.cusum_clip), p.cusum_clip)
-                self.cpos = max(0.0, self.cpos + zc - p.cusum_k)
-                self.cneg = max(0.0, self.cneg - zc - p.cusum_k)
-                ratios.append(max(self.cpos, self.cneg) / p.cusum_h)
-                if ratios[-1] > 1.0:
-                    flags |= 2
-                    self.cpos = self.cneg = 0.0
-                    self.n_level, self.level, self.base_t = 1, x, t
-        if flags & (1 | 2 | 4 | 16) == 0 and not censored:
+            if not censored:
+                ratios.append(abs(z) / p.spike_k)
+                flags |= 1 if ratios[-1] > 1.0 else 0
+            zc = min(max(z, -p.cusum_clip), p.cusum_clip)
+            self.cpos = max(0.0, self.cpos + zc - p.cusum_k)
+            self.cneg = max(0.0, self.cneg - zc - p.cusum_k)
+            ratios.append(max(self.cpos, self.cneg) / p.cusum_h)
+            if ratios[-1] > 1.0:
+                flags |= 2
+                self.cpos = self.cneg = 0.0
+                self.n_level, self.level, self.base_t = 1, x, t
+        if flags & (1 | 2 | 4 | 16) == 0:
             self.learn(t, x)
         r = max(ratios)
         return flags, r / (1.0 + r)

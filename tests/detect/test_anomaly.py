@@ -276,3 +276,64 @@ def test_checkpoint_round_trip(seed: int, n_series: int, n: int, data: st.DataOb
     assert np.concatenate([head.flags, tail.flags]).tolist() == whole.flags.tolist()
     assert np.concatenate([head.score, tail.score]).tolist() == whole.score.tolist()
     assert restored.add_series("CO") == n_series  # grows past the restored series
+
+
+# --- regressions of the quality benchmark (benchmarks/bench_detection_quality.py) ----------
+
+RELEARN = dataclasses.replace(AnomalyConfig.default(), relearn=10)
+
+
+def pm25_flags(values: np.ndarray, config: AnomalyConfig = RELEARN) -> tuple[np.ndarray, float]:
+    """Flags of one PM2.5 series sampled every minute, and its final level."""
+    d = AnomalyDetector(config, capacity=1)
+    d.add_series("PM2.5")
+    n = len(values)
+    out = d.update(ReadingBatch(np.zeros(n, np.int64), T0 + 60 * np.arange(n), values,
+                                np.ones(n, np.bool_)))  # fmt: skip
+    return out.flags, float(d.state("level")[0])
+
+
+def test_level_restarted_at_an_outlier_is_relearnt() -> None:
+    """A CUSUM alarm restarts the level at the alarm sample. If that sample is an outlier of
+    the new level, the samples after it must still be learnt: judged as spikes against it,
+    they were never learnt, the level never aged past ``relearn`` and every later sample of
+    the series was a spike (seen for 8 h after a plume ended)."""
+    _, values = clean(400)
+    values[200:] += 60.0
+    flags, _ = pm25_flags(values)
+    alarm = 200 + int(np.argmax(flags[200:] & AnomalyRule.LEVEL_SHIFT))
+    assert flags[alarm] & AnomalyRule.LEVEL_SHIFT
+    values[alarm] += 40.0  # the alarm sample is an outlier of the new level (CUSUM clipped)
+    flags, level = pm25_flags(values)
+    assert flags[alarm] & AnomalyRule.LEVEL_SHIFT
+    assert not flags[alarm + 30 :].any()
+    assert abs(level - 100.0) < 2.0
+
+
+def test_series_at_the_lower_bound_is_a_level_shift() -> None:
+    """A series that falls to the lower bound (0) and stays there: the censored samples feed
+    the CUSUM and the level, so the fall is one level shift and the small readings that
+    follow are not spikes against the old level."""
+    rng = np.random.default_rng(2)
+    _, values = clean(400)
+    values[200:] = 0.0
+    later = 260 + np.flatnonzero(rng.random(140) < 0.2)
+    values[later] = rng.uniform(0.2, 1.5, len(later))
+    flags, level = pm25_flags(values)
+    assert (flags[200:215] & AnomalyRule.LEVEL_SHIFT).any()
+    assert not (flags[215:] & (AnomalyRule.SPIKE | AnomalyRule.LEVEL_SHIFT)).any()
+    assert level < 1.0
+
+
+def test_one_sample_after_a_gap_does_not_set_the_scale() -> None:
+    """After a long gap the time-based scale weight is near 1; it is capped at 1 / warmup, so
+    the first sample after the gap (here exactly at the level) does not shrink the scale and
+    make ordinary noise a spike."""
+    _, values = clean(360)
+    values[200:350] = np.nan  # 150 min without data: exp(-9000 / 7200) ~ 0.29
+    _, level = pm25_flags(values[:200])
+    values[350] = level
+    values[351:] = level + 4.0  # 2 sd of the noise above the level
+    flags, _ = pm25_flags(values)
+    assert not (flags[351:] & AnomalyRule.SPIKE).any()
+    assert (flags[200:350] == AnomalyRule.MISSING).all()
