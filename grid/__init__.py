@@ -1,5 +1,15 @@
 """Grid: incidents, routed to the officer accountable for the place, kept in a store."""
 
+from grid._api import create_app, serve
+from grid._auth import (
+    IssuedToken,
+    Jurisdiction,
+    TokenBuckets,
+    Tokens,
+    hash_password,
+    jurisdiction,
+    load_passwords,
+)
 from grid._escalation import Escalator, Tick
 from grid._notify import (
     Delivery,
@@ -46,17 +56,26 @@ __all__ = [
     "IncidentError",
     "IncidentRouter",
     "IncidentStore",
+    "IssuedToken",
+    "Jurisdiction",
     "MqttChannel",
     "Notice",
     "Notifier",
     "RoutedIncident",
     "SmtpConfig",
     "Tick",
+    "TokenBuckets",
+    "Tokens",
     "UnknownIncident",
     "WebhookChannel",
     "alert_topic",
+    "create_app",
+    "hash_password",
+    "jurisdiction",
     "load_findings",
+    "load_passwords",
     "migrate",
+    "serve",
     "sign",
     "webhook_secrets_from_env",
 ]
