@@ -87,6 +87,33 @@ def _ingest(args: argparse.Namespace) -> int:
         return 2
 
 
+def _grid_serve(args: argparse.Namespace) -> int:
+    """The officer API over the incident store (grid/_api.py), until interrupted."""
+    from grid import IncidentStore, Tokens, create_app, load_passwords, serve
+
+    try:
+        registry = load_registry(args.grid)
+        store = IncidentStore(args.store)
+        tokens = Tokens(store, load_passwords(args.passwords) if args.passwords else {})
+    except (RegistryError, OSError, ValueError) as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr)
+        return 2
+    serve(create_app(registry, store, tokens), args.host, args.port)
+    return 0
+
+
+def _grid_password(args: argparse.Namespace) -> int:
+    """Print the scrypt hash of a password read from stdin, for the credentials file."""
+    from grid import hash_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("give the password on stdin", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _check_grid(args: argparse.Namespace) -> int:
     try:
         registry = load_registry(args.grid)
@@ -147,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--checkpoint-s", type=float, default=60.0)
     ingest.add_argument("--incidents", help="SQLAlchemy URL of the incident store")
     ingest.set_defaults(run=_ingest)
+
+    grid = sub.add_parser("grid", help="the officers' side: API server, credentials")
+    grid_sub = grid.add_subparsers(dest="grid_command", required=True)
+    grid_serve = grid_sub.add_parser("serve", help="serve the officer API (OpenAPI at /docs)")
+    grid_serve.add_argument("--grid", type=Path, required=True)
+    grid_serve.add_argument("--store", required=True, help="SQLAlchemy URL of the incident store")
+    grid_serve.add_argument("--passwords", type=Path, help="credentials file (passwords: ...)")
+    grid_serve.add_argument("--host", default="127.0.0.1")
+    grid_serve.add_argument("--port", type=int, default=8080)
+    grid_serve.set_defaults(run=_grid_serve)
+    grid_password = grid_sub.add_parser("hash-password", help="hash a password from stdin")
+    grid_password.set_defaults(run=_grid_password)
 
     check = sub.add_parser("check-grid", help="validate a grid file")
     check.add_argument("grid", type=Path)
