@@ -233,7 +233,7 @@ class Detector:
             cfg = self._anomaly.config  # the drift statistic's sd floor is the baseline's
             self._drift.add_series(self._group(series),
                                    cfg.sd_floor.get(quantity, cfg.default_sd_floor),
-                                   known.min if known else -math.inf)  # fmt: skip
+                                   known.min if known else -math.inf, node=node)  # fmt: skip
             self._register(series)
         return sid
 

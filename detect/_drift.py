@@ -22,6 +22,21 @@ node's own did (a drifting node would teach itself its drift): the pooled sd is 
 of the other fresh, unflagged members, smoothed over ``tau_cross_s``. While one scale lags
 (the first hours, a change of regime), the other still holds.
 
+Pollution is not drift. A plume or dust moves several quantities of a node together (NO2,
+SO2, CO, PM2.5; PM10, PM2.5), a drifting sensor one; the neighbour residual cannot tell them
+apart, the node's other series can. A series is *in an excursion* while ``|stat| > co_k * sd``
+(sign: that of ``stat``) or while another rule flags a spike, a fast rise or a level shift on
+it (sign: the value against its last usable one). No DRIFT on a series while another series of
+its node was in an excursion of the same sign within ``co_hold_s`` (``node`` of
+``add_series``; unknown: no such test): the flag is still held (``slow`` frozen, so the
+episode is not learnt as the offset), the score is capped at 0.5, and once the episode is over
+the series is drift again only if ``|stat|`` grows past its peak during it. A series taking
+part in such an episode (its own ``|stat|`` above ``co_k`` sd) does not learn ``slow`` either.
+A drift keeps growing: DRIFT is raised from ``confirm_s`` after the flag began (time for the
+other quantities of an episode to join in) and only while ``|stat|`` has grown by ``grow_k``
+sd within the last ``grow_s`` (a step, e.g. a source nearby switched on for the day, stops
+being drift ``grow_s`` after it began, if the node's own wander does not pass for growth).
+
 Samples that another rule flagged (``AnomalyFlags``) are ignored (a spike or a stuck value
 would otherwise pass for drift), except a value below the quantity's range (``IMPLAUSIBLE``,
 e.g. a sensor drifting below zero), which counts as the lower bound; a value at or below the
@@ -38,6 +53,7 @@ county's weather is); a multiplicative quantity would want ``log x`` (not done).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -54,7 +70,7 @@ from detect._drift_kernels import GROUP_COLUMNS, drift_batch, drift_index, is_no
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
 
-_INTS = ("warmup_s", "relearn_s", "fresh_s", "min_neighbours")
+_INTS = ("warmup_s", "relearn_s", "fresh_s", "min_neighbours", "co_hold_s", "grow_s", "confirm_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +87,14 @@ class DriftConfig:
         relearn_s: after a flag ends, the series is scored again this long after.
         fresh_s: a neighbour's latest value counts when within this of the sample.
         min_neighbours: fewer fresh neighbours: not scored.
+        co_k, co_hold_s: a series is in an excursion while ``|fast - slow|`` exceeds ``co_k``
+            sd (or another rule flags a spike, a fast rise or a level shift); no DRIFT on a
+            series while another series of its node was in an excursion of the same sign
+            within ``co_hold_s``.
+        grow_k, grow_s: while flagged, ``|fast - slow|`` must have grown by ``grow_k`` sd
+            within ``grow_s`` (or the flag began then) for DRIFT to be raised.
+        confirm_s: DRIFT is raised from this long after the flag began (time for the node's
+            other quantities to join a pollution episode).
     """
 
     k: float = 4.5
@@ -84,6 +108,11 @@ class DriftConfig:
     relearn_s: int = 3600
     fresh_s: int = 300
     min_neighbours: int = 3
+    co_k: float = 3.0
+    co_hold_s: int = 1800
+    grow_k: float = 1.0
+    grow_s: int = 3 * 3600
+    confirm_s: int = 900
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -102,6 +131,15 @@ class DriftConfig:
         if unknown:
             raise ValueError(f"DriftConfig: unknown settings {unknown}")
         return cls(**{k: (int(v) if k in _INTS else float(v)) for k, v in raw.items()})
+
+
+def _node_key(node: int | str) -> int:
+    """A node as an integer: itself if one, else a 63-bit hash of its id (stable across
+    processes, unlike ``hash``)."""
+    if isinstance(node, str):
+        digest = hashlib.blake2b(node.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "little") >> 1
+    return int(node)
 
 
 @cache
@@ -124,6 +162,7 @@ class NeighbourDrift:
         "group_of": (np.int64, -1),
         "sd_floor": (np.float64, 1e-6),
         "low": (np.float64, -math.inf),
+        "node_of": (np.int64, -1),
     }
     _STATE: ClassVar[dict[str, tuple[type, float]]] = {
         "last_x": (np.float64, math.nan),
@@ -136,6 +175,11 @@ class NeighbourDrift:
         "stat": (np.float64, 0.0),
         "cross": (np.float64, 0.0),
         "on": (np.int64, 0),
+        "ex_t": (np.int64, NO_TIME),
+        "ex_sign": (np.int64, 0),
+        "peak": (np.float64, 0.0),
+        "peak_t": (np.int64, NO_TIME),
+        "on_t": (np.int64, NO_TIME),
     }
     _GROUP_STATE: ClassVar[dict[str, tuple[type, float]]] = {
         "pool": (np.float64, 0.0),
@@ -176,10 +220,13 @@ class NeighbourDrift:
             self._alloc_groups(capacity)
         self.n_groups = max(self.n_groups, n_groups)
 
-    def add_series(self, group: int, sd_floor: float, low: float = -math.inf) -> int:
+    def add_series(self, group: int, sd_floor: float, low: float = -math.inf,
+                   node: int | str = -1) -> int:  # fmt: skip
         """Register a series of ``group`` (``-1``: none); ``sd_floor`` is the smallest sd
         its statistic may assume (the ``AnomalyDetector``'s, by quantity); ``low`` the lower
-        bound of its quantity's range (a value below it counts as it)."""
+        bound of its quantity's range (a value below it counts as it); ``node`` the node that
+        measures it (an integer >= 0 or a node id; ``-1``: unknown), whose other series
+        tell a pollution episode from a drift."""
         if self.n_series == self._arrays["last_x"].shape[0]:
             self._alloc(2 * self.n_series)
         sid = self.n_series
@@ -187,6 +234,7 @@ class NeighbourDrift:
         self._arrays["group_of"][sid] = group
         self._arrays["sd_floor"][sid] = sd_floor
         self._arrays["low"][sid] = low
+        self._arrays["node_of"][sid] = _node_key(node)
         self._need_groups(int(group) + 1)
         self._index = None
         return sid
@@ -221,7 +269,16 @@ class NeighbourDrift:
             a = self._arrays
             drift_index(members, start, a["last_x"], a["last_t"], a["stat"], a["n_dev"],
                         a["on"], grp, vx, vs)  # fmt: skip
-            self._index = (size.astype(np.float64), members, grp, vx, vs,
+            node_of = self._arrays["node_of"][: self.n_series]
+            known = np.flatnonzero(node_of >= 0)
+            nodes, slot = np.unique(node_of[known], return_inverse=True)
+            node_slot = np.full(self.n_series, -1, np.int64)
+            node_slot[known] = slot
+            node_members = known[np.argsort(slot, kind="stable")].astype(np.int64)
+            node_size = np.bincount(slot, minlength=nodes.shape[0])
+            node_start = np.concatenate([[0], np.cumsum(node_size)]).astype(np.int64)
+            self._index = (size.astype(np.float64), node_slot, node_members, node_start,
+                           members, grp, vx, vs,
                            np.empty(scratch), np.empty(scratch),
                            np.empty(scratch, np.int64))  # fmt: skip
         return self._index
@@ -255,6 +312,8 @@ class NeighbourDrift:
             float(c.tau_cross_s), float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s),
             int(c.relearn_s),
             int(c.fresh_s), int(c.min_neighbours),
+            float(c.co_k), int(c.co_hold_s),
+            float(c.grow_k), int(c.grow_s), int(c.confirm_s),
             *(a[name] for name in self._STATE),
             *(self._groups[name] for name in self._GROUP_STATE),
             *derived, out_flags, out_score,
@@ -277,7 +336,8 @@ class NeighbourDrift:
         self._alloc(max(n, 16))
         self._alloc_groups(max(n_groups, 16))
         for name in {**self._PARAMS, **self._STATE}:
-            self._arrays[name][:n] = arrays[name]
+            if name in arrays:  # a checkpoint from before a field was added: its initial value
+                self._arrays[name][:n] = arrays[name]
         for name in self._GROUP_STATE:
             self._groups[name][:n_groups] = arrays[name]
         self.n_series = n

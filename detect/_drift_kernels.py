@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from detect._anomaly_kernels import DRIFT, IMPLAUSIBLE, NO_TIME
+from detect._anomaly_kernels import DRIFT, IMPLAUSIBLE, LEVEL_SHIFT, NO_TIME, RATE, SPIKE
 
 JIT = {"cache": True, "nogil": True}
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x| for Gaussian noise
@@ -41,6 +41,7 @@ LATEST = np.iinfo(np.int64).max
 START, N_X, N_S, LO_T, HI_T, SIZE = 0, 1, 2, 3, 4, 5
 GROUP_COLUMNS = 8
 TOUCH = 32  # samples whose state is read ahead at once (drift_batch)
+POLLUTION = SPIKE | RATE | LEVEL_SHIFT  # another rule's flags that mark an excursion of a node
 
 
 @njit(**JIT)
@@ -187,6 +188,20 @@ def drift_index(members, start, last_x, last_t, stat, n_dev, on, grp, vx, vs):
 
 
 @njit(**JIT)
+def _comoving(s, sgn, since, node_slot, node_members, node_start, ex_t, ex_sign):
+    """Whether another series of the node of ``s`` was in an excursion of sign ``sgn`` at
+    ``since`` or later (a pollution episode moves several quantities of a node together)."""
+    j = node_slot[s]
+    if j < 0 or sgn == 0:
+        return False
+    for q in range(node_start[j], node_start[j + 1]):
+        o = node_members[q]
+        if o != s and ex_t[o] >= since and ex_sign[o] == sgn:
+            return True
+    return False
+
+
+@njit(**JIT)
 def is_nondecreasing(a):
     """Whether ``a`` is sorted (a batch already in time order needs no sort)."""
     for i in range(1, a.shape[0]):  # noqa: SIM110 (a plain loop for numba)
@@ -221,13 +236,18 @@ def drift_batch(order, series, ts_s, values, valid, flags_in,
                 group_of, group_size, sd_floor, low,
                 k, release, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s, pool_clip,
                 warmup_s, relearn_s, fresh_s, min_neighbours,
+                co_k, co_hold_s, grow_k, grow_s, confirm_s,
                 last_x, last_t, n_dev, score_from, dev_t, fast, slow, stat, cross, on,
+                ex_t, ex_sign, peak, peak_t, on_t,
                 pool, n_pool,
+                node_slot, node_members, node_start,
                 members, grp, vx, vs, ex_x, ex_s, ranks, out_flags, out_score):
     """Score a batch for drift against neighbours in the order ``order``, updating the state
     (and its derived sets, see ``drift_index``) in place; ``out_flags`` (uint16) and
-    ``out_score`` are indexed like the batch. ``ex_x``, ``ex_s``, ``ranks``: scratch of at
-    least the largest group's size."""
+    ``out_score`` are indexed like the batch. ``node_slot``, ``node_members``,
+    ``node_start``: the series of each node (``node_members[node_start[j]:node_start[j + 1]]``
+    for ``j = node_slot[s]``; -1: none). ``ex_x``, ``ex_s``, ``ranks``: scratch of at least
+    the largest group's size."""
     last_dt = np.nan  # the step of the cached weights
     e_fast = e_slow = e_cross = e_pool = 0.0
     kept = 0.0
@@ -249,6 +269,9 @@ def drift_batch(order, series, ts_s, values, valid, flags_in,
             if flags_in[i] == IMPLAUSIBLE and x < low[s]:
                 x = low[s]  # below the range: counts as its bound (censored)
             else:
+                if flags_in[i] & POLLUTION and last_t[s] != NO_TIME and x != last_x[s]:
+                    ex_t[s] = t  # an excursion of the node, away from the last usable value
+                    ex_sign[s] = 1 if x > last_x[s] else -1
                 continue
         base = grp[g, START]
         if last_t[s] == NO_TIME:
@@ -304,11 +327,28 @@ def drift_batch(order, series, ts_s, values, valid, flags_in,
                 cross[s] += e_cross * (sd_x - cross[s])
         if t >= score_from[s] and n_s - m_s >= min_neighbours:
             sd = max(SD_PER_MAD * pool[g], cross[s], sd_floor[s])
-            r = abs(stat[s]) / (k * sd)
-            out_score[i] = r / (1.0 + r)
+            z = stat[s] / sd
+            r = abs(z) / k
+            sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
+            if abs(z) > co_k:
+                ex_t[s] = t
+                ex_sign[s] = sgn
+            co = _comoving(s, sgn, t - co_hold_s, node_slot, node_members, node_start,
+                           ex_t, ex_sign)
             if r > 1.0 or (on[s] and r > release):
+                if on[s] == 0:
+                    on_t[s] = t
+                if on[s] == 0 or abs(stat[s]) >= peak[s] + grow_k * sd:
+                    peak[s] = abs(stat[s])  # onset, or grown by grow_k sd: still drifting
+                    peak_t[s] = t
                 on[s] = 1
-                out_flags[i] = DRIFT
+                if co:  # a pollution episode: drift only if it grows beyond it afterwards
+                    peak[s] = max(peak[s], abs(stat[s]))
+                    peak_t[s] = NO_TIME
+                if not co and peak_t[s] >= t - grow_s and t - on_t[s] >= confirm_s:
+                    out_flags[i] = DRIFT
+                else:  # a pollution episode, a level that stopped growing, or too early
+                    r = min(r, 1.0)
             elif on[s]:  # the flag ends: relearn the offset from here
                 on[s] = 0
                 n_dev[s] = 1
@@ -317,13 +357,15 @@ def drift_batch(order, series, ts_s, values, valid, flags_in,
                 stat[s] = 0.0
                 score_from[s] = t + relearn_s
             elif learn:
-                slow[s] += a_slow * (d - slow[s])
+                if not (co and abs(z) > co_k):  # not learnt from a pollution episode
+                    slow[s] += a_slow * (d - slow[s])
                 n_pool[g] += 1
                 a = abs(stat[s])
                 if n_pool[g] > 100:
                     a = min(a, pool_clip * pool[g])
                 a_pool = max(1.0 / n_pool[g], e_pool / group_size[g])
                 pool[g] += a_pool * (a - pool[g])
+            out_score[i] = r / (1.0 + r)
         elif learn:
             slow[s] += a_slow * (d - slow[s])
         is_in = on[s] == 0 and n_dev[s] >= 2  # keep the statistic set in step

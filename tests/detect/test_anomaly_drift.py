@@ -143,7 +143,7 @@ def test_ungrouped_and_lonely_series_are_not_scored() -> None:
         assert not flags[:3].any() and not score[:3].any()  # no group, or one neighbour
 
 
-def _oracle(batches, flags, group, config, sd_floor, low):
+def _oracle(batches, flags, group, config, sd_floor, low, node):
     """The rule as documented, sample by sample in plain Python: sorting the fresh
     neighbours' values and statistics for every sample (what the kernel's sorted sets
     replace). Returns the flags and scores of every batch, concatenated."""
@@ -154,6 +154,7 @@ def _oracle(batches, flags, group, config, sd_floor, low):
     last_x, last_t = [math.nan] * n, [None] * n
     n_dev, score_from, dev_t = [0] * n, [None] * n, [0] * n
     fast, slow, stat, cross, on = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0] * n
+    ex_t, ex_sign, peak, peak_t, on_t = [None] * n, [0] * n, [0.0] * n, [None] * n, [0] * n
     pool, n_pool = {}, {}
     size = {g: group.count(g) for g in set(group)}
 
@@ -174,6 +175,8 @@ def _oracle(batches, flags, group, config, sd_floor, low):
                 if fl[i] == 8 and x < low:  # IMPLAUSIBLE below the range
                     x = low
                 else:
+                    if fl[i] & 19 and last_t[s] is not None and x != last_x[s]:  # SPIKE...
+                        ex_t[s], ex_sign[s] = t, (1 if x > last_x[s] else -1)
                     continue
             last_x[s], last_t[s] = x, t
             fresh = [o for o in range(n) if o != s and group[o] == g
@@ -206,15 +209,33 @@ def _oracle(batches, flags, group, config, sd_floor, low):
                     slow[s] += a_slow * (d - slow[s])
                 continue
             sd = max(math.sqrt(math.pi / 2.0) * pool.get(g, 0.0), cross[s], sd_floor)
-            r = abs(stat[s]) / (c.k * sd)
-            sc[i] = r / (1.0 + r)
+            z = stat[s] / sd
+            r = abs(z) / c.k
+            sgn = (z > 0) - (z < 0)
+            if abs(z) > c.co_k:
+                ex_t[s], ex_sign[s] = t, sgn
+            co = sgn != 0 and node[s] >= 0 and any(
+                o != s and node[o] == node[s] and ex_t[o] is not None
+                and ex_t[o] >= t - c.co_hold_s and ex_sign[o] == sgn for o in range(n))  # fmt: skip
             if r > 1.0 or (on[s] and r > c.release):
-                on[s], f[i] = 1, DRIFT
+                if not on[s]:
+                    on_t[s] = t
+                if not on[s] or abs(stat[s]) >= peak[s] + c.grow_k * sd:
+                    peak[s], peak_t[s] = abs(stat[s]), t
+                on[s] = 1
+                if co:
+                    peak[s], peak_t[s] = max(peak[s], abs(stat[s])), None
+                grown = peak_t[s] is not None and peak_t[s] >= t - c.grow_s
+                if not co and grown and t - on_t[s] >= c.confirm_s:
+                    f[i] = DRIFT
+                else:
+                    r = min(r, 1.0)
             elif on[s]:
                 on[s], n_dev[s], fast[s], slow[s], stat[s] = 0, 1, d, d, 0.0
                 score_from[s] = t + c.relearn_s
             elif learn:
-                slow[s] += a_slow * (d - slow[s])
+                if not (co and abs(z) > c.co_k):
+                    slow[s] += a_slow * (d - slow[s])
                 n_pool[g] = n_pool.get(g, 0) + 1
                 a = abs(stat[s])
                 p = pool.get(g, 0.0)
@@ -223,6 +244,7 @@ def _oracle(batches, flags, group, config, sd_floor, low):
                 a_pool = max(1.0 / n_pool[g],
                              (1.0 - math.exp(-dt / c.tau_pool_s)) / size[g])  # fmt: skip
                 pool[g] = p + a_pool * (a - p)
+            sc[i] = r / (1.0 + r)
         out_f.append(f)
         out_s.append(sc)
     return np.concatenate(out_f), np.concatenate(out_s)
@@ -232,11 +254,14 @@ def test_results_are_those_of_sorting_the_fresh_neighbours() -> None:
     """The kernel's sorted sets against the rule sample by sample: neighbours that fall
     silent (stale) and come back, ties, censored values, other rules' flags, NaN, rows out of
     time order and late batches, and a checkpoint taken halfway."""
-    config = DriftConfig(k=2.0, warmup_s=600, relearn_s=300, fresh_s=150, min_neighbours=2)
+    config = DriftConfig(k=2.0, warmup_s=600, relearn_s=300, fresh_s=150, min_neighbours=2,
+                         co_k=1.5, co_hold_s=240, grow_k=0.5, grow_s=1200,
+                         confirm_s=120)  # fmt: skip
     for seed in range(3):
         rng = np.random.default_rng(seed)
         group = [int(g) for g in rng.permutation([0] * 9 + [1] * 4 + [2] * 2 + [-1])]
         n = len(group)
+        node = [int(v) for v in rng.integers(-1, 6, n)]  # several series a node, or none
         up = rng.random(n) < 0.8  # the others report one step in ten
         drift = np.where(rng.random(n) < 0.3, 0.05, 0.0)
         rows = []
@@ -257,10 +282,10 @@ def test_results_are_those_of_sorting_the_fresh_neighbours() -> None:
             flags.append(fl.astype(np.uint16))
         batches[10], batches[11] = batches[11], batches[10]  # a late batch
         flags[10], flags[11] = flags[11], flags[10]
-        expected = _oracle(batches, flags, group, config, 0.3, 0.0)
+        expected = _oracle(batches, flags, group, config, 0.3, 0.0, node)
         drift_rule = NeighbourDrift(config)
-        for g in group:
-            drift_rule.add_series(g, 0.3, 0.0)
+        for g, v in zip(group, node, strict=True):
+            drift_rule.add_series(g, 0.3, 0.0, node=v)
         out = []
         for i, (b, fl) in enumerate(zip(batches, flags, strict=True)):
             if i == len(batches) // 2:
@@ -272,3 +297,62 @@ def test_results_are_those_of_sorting_the_fresh_neighbours() -> None:
         assert got[0].any()  # the flags come and go
         assert got[0].tolist() == expected[0].tolist()
         assert got[1].tolist() == expected[1].tolist()
+
+
+Q = 4  # quantities a node measures (NO2, SO2, CO, PM2.5 of a plume); group = quantity
+
+
+def township(plume: bool, drift_per_step: float, steps: int = STEPS,
+             seed: int = 0) -> tuple[list[ReadingBatch], NeighbourDrift]:  # fmt: skip
+    """``N`` nodes measuring ``Q`` quantities each (series ``node * Q + q``, grouped by
+    quantity), weather as in ``stream``. ``plume``: from ``START``, for 2 h, nodes 0-2 see
+    every quantity rise (10-min ramp), weaker with distance; ``drift_per_step``: quantity 0
+    of node 0 drifts."""
+    rng = np.random.default_rng(seed)
+    common = 70 + np.cumsum(rng.normal(0, 1.0, (steps, Q)), axis=0)
+    own = np.zeros((N, Q))
+    phi = np.exp(-1 / 120)
+    add = np.array([60.0, 100.0, 40.0, 80.0])
+    reach = np.array([1.0, 0.7, 0.4] + [0.0] * (N - 3))
+    out = []
+    for t in range(steps):
+        own = phi * own + np.sqrt(1 - phi * phi) * rng.normal(0, 3, (N, Q))
+        x = common[t] + own + rng.normal(0, 2, (N, Q))
+        if plume and START <= t < START + 120:
+            x += np.outer(reach, add) * min(1.0, (t - START + 1) / 10)
+        x[0, 0] += max(0, t - START) * drift_per_step
+        out.append(ReadingBatch(np.arange(N * Q), np.full(N * Q, T0 + 60 * t), x.ravel(),
+                                np.ones(N * Q, bool)))  # fmt: skip
+    drift = NeighbourDrift()
+    for node in range(N):
+        for q in range(Q):
+            drift.add_series(q, 0.5, 0.0, node=f"yy-{node:04d}")
+    return out, drift
+
+
+def run_township(batches: list[ReadingBatch], drift: NeighbourDrift) -> np.ndarray:
+    flags = [drift.update(b, np.zeros(len(b), np.uint16))[0] for b in batches]
+    return np.stack(flags)  # (step, series)
+
+
+def test_a_plume_over_some_nodes_raising_several_quantities_is_not_drift() -> None:
+    for seed in range(3):
+        flags = run_township(*township(plume=True, drift_per_step=0.0, seed=seed))
+        assert not flags[START:].any()
+    # without the node of each series, the same plume is drift on the nodes it reached
+    batches, _ = township(plume=True, drift_per_step=0.0)
+    blind = NeighbourDrift()
+    for _ in range(N):
+        for q in range(Q):
+            blind.add_series(q, 0.5, 0.0)
+    assert run_township(batches, blind)[START:, : 3 * Q].any()
+
+
+def test_a_one_quantity_drift_on_a_node_is_still_drift() -> None:
+    flags = run_township(*township(plume=False, drift_per_step=0.1, seed=3))
+    drifting = flags[START:, 0] == DRIFT
+    assert drifting.any()
+    first = START + int(np.argmax(drifting))
+    assert first < START + 300
+    assert drifting[first - START :].all()  # it keeps growing: the flag holds
+    assert not flags[:, 1:].any()  # not the node's other quantities, not its neighbours
