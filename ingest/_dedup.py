@@ -18,7 +18,9 @@ class SeqWindow:
     def accept(self, node: str, seq: int) -> str | None:
         """None if the reading is new (and remember it), else ``duplicate`` or ``too_old``."""
         highest = self._highest.get(node, -1)
-        seen = self._seen.setdefault(node, set())
+        seen = self._seen.get(node)
+        if seen is None:  # (setdefault would build a set on every call)
+            seen = self._seen[node] = set()
         if seq <= highest - self.window:
             return "too_old"
         if seq in seen:
