@@ -10,21 +10,29 @@ alike, the same answer as for an id that does not exist, so that its existence d
 leak. 401: no token, or an unknown, expired or revoked one. 409: a move the lifecycle does
 not allow. 422: a malformed request, an unknown finding or a reassignment to an officer who
 could not see the incident. 429: too many login attempts (``Retry-After``).
+
+The officer console (grid/console, a static page) is served at ``/``; it logs in and polls
+this API, with ``/v1/nodes`` for its map.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
 # runtime, and some name types local to create_app.
 import math
 from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
+import yaml
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from grid._auth import Jurisdiction, LoginRefused, RateLimited, Tokens, jurisdiction
 from grid._store import (
+    ACTIVE_STATES,
+    FINDINGS_FILE,
     STATES,
     AuditEntry,
     Incident,
@@ -32,7 +40,7 @@ from grid._store import (
     IncidentStore,
     UnknownIncident,
 )
-from tianwang.registry import Registry
+from tianwang.registry import Node, Registry
 
 _IDENT = r"^[A-Za-z0-9_.-]{1,64}$"
 _MAX_ID = 2**31 - 1  # an INTEGER column; a larger id is just not found
@@ -159,6 +167,31 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+NodeState = Literal["offline", "open", "acknowledged", "normal"]
+
+
+class NodeOut(BaseModel):
+    id: str
+    township: str
+    township_name: str
+    village: str
+    village_name: str
+    lat: float
+    lon: float
+    quantities: list[str]
+    state: NodeState = Field(
+        description="offline: an active node_offline incident; open: an incident not yet "
+        "acknowledged; acknowledged: active incidents, all acknowledged or dispatched; normal"
+    )
+    incidents: list[int] = Field(description="ids of the node's active incidents")
+
+
+class FindingOut(BaseModel):
+    code: str
+    label: str = Field(description="English description")
+    label_zh: str = Field(description='Chinese label ("" if none)')
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
@@ -170,6 +203,45 @@ def _incident_out(incident: Incident) -> IncidentOut:
 
 def _audit_out(entry: AuditEntry) -> AuditOut:
     return AuditOut(**{name: getattr(entry, name) for name in AuditOut.model_fields})
+
+
+RULE_OFFLINE = "node_offline"  # ingest/_liveness.py: the liveness watch's rule
+CONSOLE = FilePath(__file__).parent / "console"
+# The console loads nothing from elsewhere: scripts, styles and requests stay on this origin.
+_CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def _node_state(active: list[Incident]) -> str:
+    """Map colour of a node from its active incidents: offline (grey) first, since its other
+    incidents are stale while it is silent; then open (red), acknowledged (amber), normal."""
+    if any(i.rule == RULE_OFFLINE for i in active):
+        return "offline"
+    if any(i.status == "open" for i in active):
+        return "open"
+    return "acknowledged" if active else "normal"
+
+
+def _zh_findings() -> dict[str, str]:
+    try:
+        raw = yaml.safe_load(FINDINGS_FILE.read_text(encoding="utf-8"))["findings"]
+        return {str(code): str(entry.get("zh", "")) for code, entry in raw.items()}
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return {}
+
+
+class _ConsoleFiles(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(_CONSOLE_HEADERS)
+        return response
 
 
 def _utc(value: datetime) -> datetime:
@@ -393,6 +465,64 @@ def create_app(registry: Registry, store: IncidentStore, tokens: Tokens) -> Fast
         """A note in the incident's audit log."""
         visible(me, incident_id)
         return _audit_out(store.add_note(incident_id, me.officer_id, body.text))
+
+    # --- the officer console (grid/console): its page and what its map needs -------------
+
+    def covers_node(me: Jurisdiction, node: Node) -> bool:
+        place = node.place
+        if place.county != me.county:
+            return False
+        return (
+            me.whole_county
+            or place.township in me.townships
+            or (place.township, place.village) in me.villages
+        )
+
+    @app.get("/v1/nodes", response_model=list[NodeOut], tags=["console"], responses=_AUTH)
+    def list_nodes(me: Me) -> list[NodeOut]:
+        """The nodes of the caller's jurisdiction with their position and state (for the
+        console's map)."""
+        mine = [n for n in registry.nodes.values() if covers_node(me, n)]
+        wanted = {n.id for n in mine}
+        active: dict[str, list[Incident]] = {}
+        for incident in store.active():
+            if incident.node in wanted and incident.status in ACTIVE_STATES and me.covers(incident):
+                active.setdefault(incident.node, []).append(incident)
+        out = []
+        for node in sorted(mine, key=lambda n: n.id):
+            village = registry.village_of(node)
+            found = active.get(node.id, [])
+            out.append(
+                NodeOut(
+                    id=node.id,
+                    township=village.township,
+                    township_name=registry.township_names.get(village.township, ""),
+                    village=village.id,
+                    village_name=village.name,
+                    lat=node.lat,
+                    lon=node.lon,
+                    quantities=list(node.quantities),
+                    state=_node_state(found),
+                    incidents=[i.id for i in found],
+                )
+            )
+        return out
+
+    @app.get("/v1/findings", response_model=list[FindingOut], tags=["console"], responses=_AUTH)
+    def list_findings(_me: Me) -> list[FindingOut]:
+        """The findings an incident may be resolved with (grid/data/findings.yaml)."""
+        zh = _zh_findings()
+        return [
+            FindingOut(code=code, label=label, label_zh=zh.get(code, ""))
+            for code, label in store.findings.items()
+        ]
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        """The officer console: a static page; it logs in and polls the API from the browser."""
+        return FileResponse(CONSOLE / "index.html", headers=_CONSOLE_HEADERS)
+
+    app.mount("/console", _ConsoleFiles(directory=CONSOLE), name="console")
 
     return app
 
