@@ -11,6 +11,8 @@ command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # Debian's chromium for the officer console's browser test (Playwright drives it; no
 # `playwright install` download).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A CJK font, so that the console's Chinese labels render in its screenshots.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(influxdb)
 # The InfluxDB v2 write API for the v2 sink's tests (Debian has no InfluxDB 2).
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] ||
