@@ -1,7 +1,9 @@
-"""Grafana dashboards as code (grafana-foundation-sdk), provisioned and pushed.
+"""Grafana dashboards as code (grafana-foundation-sdk) over the ``sample`` measurement
+(docs/protocol.md "TSDB storage"), and their provisioning tree (docs/dashboards.md)."""
 
-Not built yet: the skeleton stores readings under the names in docs/protocol.md, which the
-dashboards will query.
-"""
+from dashboards._build import AIR, air_limits, build_dashboards
+from dashboards._influxql import DATASOURCE_UID
+from dashboards._provision import write_provisioning
+from dashboards._text import LANGS
 
-__all__: list[str] = []
+__all__ = ["AIR", "DATASOURCE_UID", "LANGS", "air_limits", "build_dashboards", "write_provisioning"]

@@ -127,6 +127,17 @@ def _check_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards_build(args: argparse.Namespace) -> int:
+    """Write the Grafana provisioning tree (docs/dashboards.md)."""
+    from dashboards import write_provisioning
+
+    for path in write_provisioning(
+        args.out, args.lang, args.influx, args.database, args.dashboards_path
+    ):
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tianwang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -196,6 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     edge_run = edge_sub.add_parser("run", help="run the agent from its configuration file")
     edge_run.add_argument("--config", type=Path, required=True)
     edge_run.set_defaults(run=_edge_run)
+
+    boards = sub.add_parser("dashboards", help="Grafana dashboards (docs/dashboards.md)")
+    boards_sub = boards.add_subparsers(dest="dashboards_command", required=True)
+    boards_build = boards_sub.add_parser("build", help="write a Grafana provisioning tree")
+    boards_build.add_argument("--out", type=Path, required=True)
+    boards_build.add_argument("--lang", choices=("zh", "en"), default="zh", help="titles")
+    boards_build.add_argument("--influx", default="http://127.0.0.1:8086", help="InfluxDB 1.x")
+    boards_build.add_argument("--database", default="tianwang")
+    boards_build.add_argument(
+        "--dashboards-path",
+        default="/etc/grafana/provisioning/dashboards",
+        help="where Grafana will find the dashboard JSON files (the provider's path)",
+    )
+    boards_build.set_defaults(run=_dashboards_build)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
