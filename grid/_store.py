@@ -437,6 +437,18 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def _new_row(draft: IncidentDraft, now: datetime, **own: object) -> dict[str, object]:
+    """The columns of a new open incident from its draft; ``own``: what a node incident and
+    a township parent set differently (node, village, officer, start, events, scope, level)."""
+    return dict(
+        quantity=draft.quantity, rule=draft.rule, status="open", county=draft.county,
+        township=draft.township, updated_at=now, value=draft.value, peak=draft.value,
+        limit_value=draft.limit_value, unit=draft.unit, standard=draft.standard,
+        edition=draft.edition, clause=draft.clause, severity=draft.severity,
+        ack_due_at=draft.ack_due_at, **own,
+    )  # fmt: skip
+
+
 class IncidentStore:
     def __init__(
         self,
@@ -539,31 +551,10 @@ class IncidentStore:
     def _insert(self, db: sa.Connection, draft: IncidentDraft, now: datetime) -> Incident:
         row = db.execute(
             _INSERT,
-            dict(
-                node=draft.node,
-                quantity=draft.quantity,
-                rule=draft.rule,
-                status="open",
-                county=draft.county,
-                township=draft.township,
-                village=draft.village,
-                officer_id=draft.officer_id,
-                started_at=draft.started_at,
-                updated_at=now,
-                value=draft.value,
-                peak=draft.value,
-                limit_value=draft.limit_value,
-                unit=draft.unit,
-                standard=draft.standard,
-                edition=draft.edition,
-                clause=draft.clause,
-                events=1,
-                scope="node",
-                severity=draft.severity,
-                assigned_level="village",
-                ack_due_at=draft.ack_due_at,
-            ),
-        ).one()
+            _new_row(draft, now, node=draft.node, village=draft.village,
+                     officer_id=draft.officer_id, started_at=draft.started_at, events=1,
+                     scope="node", assigned_level="village"),
+        ).one()  # fmt: skip
         self._audit(db, row.id, now, SYSTEM, "created", None, "open", "detector event")
         return _incident(row)
 
@@ -639,30 +630,11 @@ class IncidentStore:
         officer = draft.township_officer_id or f"township:{draft.township}"
         parent_id = db.execute(
             incidents.insert().values(
-                node=None,
-                quantity=draft.quantity,
-                rule=draft.rule,
-                status="open",
-                county=draft.county,
-                township=draft.township,
-                village="",
-                officer_id=officer,
-                started_at=started,
-                updated_at=now,
-                value=draft.value,
-                peak=draft.value,
-                limit_value=draft.limit_value,
-                unit=draft.unit,
-                standard=draft.standard,
-                edition=draft.edition,
-                clause=draft.clause,
-                events=0,
-                scope="township",
-                severity=draft.severity,
-                assigned_level="township",
-                ack_due_at=draft.ack_due_at,
+                _new_row(draft, now, node=None, village="", officer_id=officer,
+                         started_at=started, events=0, scope="township",
+                         assigned_level="township")
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # fmt: skip
         self._audit(
             db, parent_id, now, SYSTEM, "created", None, "open",
             f"episode at several nodes of township {draft.township}",
