@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _county import QUANTITIES, synthetic_grid
+
 from firmware_sim import Fleet, load_scenario
 from tianwang.clock import WallClock
 from tianwang.mqtt import BrokerAddress
@@ -27,32 +29,12 @@ from tianwang.registry import Registry, parse_registry
 from tianwang.services import Mosquitto
 
 HERE = Path(__file__).resolve().parent
-QUANTITIES = ["PM2.5", "PM10", "SO2", "NO2", "CO", "O3"]
 SAMPLING_S = 60.0
 
 
-def synthetic_county(
-    nodes: int, per_village: int = 10, villages_per_township: int = 50
-) -> Registry:
-    """A county of ``nodes`` air nodes: townships of villages of ``per_village`` nodes."""
-    townships: list[dict[str, object]] = []
-    n = 0
-    while n < nodes:
-        t = len(townships)
-        villages = []
-        for v in range(villages_per_township):
-            if n >= nodes:
-                break
-            count = min(per_village, nodes - n)
-            villages.append({
-                "id": f"v{v:03d}", "officer": {"id": f"o-{t}-{v}", "name": f"officer {t}-{v}"},
-                "nodes": [{"id": f"n{n + k:05d}", "lat": 36.0 + t * 0.05, "lon": 118.0 + v * 0.01,
-                           "sampling_s": SAMPLING_S, "quantities": QUANTITIES}
-                          for k in range(count)],
-            })  # fmt: skip
-            n += count
-        townships.append({"id": f"t{t:02d}", "villages": villages})
-    return parse_registry({"county": {"id": "bench"}, "townships": townships})
+def synthetic_county(nodes: int) -> Registry:
+    """A county of ``nodes`` air nodes (benchmarks/_county.py), sampling every SAMPLING_S."""
+    return parse_registry(synthetic_grid(nodes, SAMPLING_S))
 
 
 def stored(fleet: Fleet) -> int:

@@ -52,12 +52,12 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
+from _county import QUANTITIES, synthetic_grid
 
 from tianwang.services import InfluxDB, Mosquitto, _binary
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "_ingest_runner.py"
-QUANTITIES = ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3")
 UNITS = {"CO": "mg/m3"}  # others ug/m3
 BASE_VALUE = {"PM2.5": 35.0, "PM10": 60.0, "SO2": 10.0, "NO2": 30.0, "CO": 0.8, "O3": 90.0}
 READY_TIMEOUT_S = 120.0
@@ -68,31 +68,6 @@ BROKER_CONF = "max_queued_messages 10000000\nmax_queued_bytes 0\nmax_inflight_me
 
 
 # -- the county ----------------------------------------------------------------------------
-
-
-def synthetic_grid(nodes: int, per_village: int = 10, villages_per_township: int = 50) -> dict:
-    """A grid file (as a dict) of ``nodes`` air nodes with the 6 air quantities."""
-    townships: list[dict[str, Any]] = []
-    n = 0
-    while n < nodes:
-        t = len(townships)
-        villages = []
-        for v in range(villages_per_township):
-            if n >= nodes:
-                break
-            count = min(per_village, nodes - n)
-            villages.append({
-                "id": f"v{v:03d}", "officer": {"id": f"o-{t}-{v}", "name": f"officer {t}-{v}"},
-                "nodes": [{"id": f"n{n + k:05d}", "lat": 36.0 + t * 0.05, "lon": 118.0 + v * 0.01,
-                           "sampling_s": 1, "quantities": list(QUANTITIES)}
-                          for k in range(count)],
-            })  # fmt: skip
-            n += count
-        townships.append({"id": f"t{t:02d}", "villages": villages})
-    return {
-        "county": {"id": "bench", "name": "bench", "timezone": "Asia/Shanghai"},
-        "townships": townships,
-    }
 
 
 def node_topics(grid: dict) -> list[tuple[str, str]]:
@@ -433,7 +408,7 @@ def start_rig(root: Path, args: argparse.Namespace) -> tuple[contextlib.ExitStac
     """Start everything; the ExitStack stops it all."""
     stack = contextlib.ExitStack()
     try:
-        grid = synthetic_grid(args.nodes)
+        grid = synthetic_grid(args.nodes, 1)
         grid_path = root / "grid.yaml"
         grid_path.write_text(yaml.safe_dump(grid, allow_unicode=True))
         broker = stack.enter_context(Mosquitto(root / "mosquitto", extra_conf=args.broker_conf))
