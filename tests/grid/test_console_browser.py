@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 
 from grid import IncidentDraft, IncidentStore, Tokens, create_app, hash_password
+from tests.grid.conftest import draft
 from tianwang.registry import load_registry
 from tianwang.services import free_port
 
@@ -96,24 +97,9 @@ def browser() -> Iterator[Any]:
 
 def _draft(node: str, value: float, started: datetime) -> IncidentDraft:
     """What the router writes for a PM2.5 exceedance at a dongli node."""
-    return IncidentDraft(
-        node=node,
-        quantity="PM2.5",
-        rule="1h_mean",
-        county="yiyuan",
-        township="nanma",
-        village="dongli",
-        officer_id=OFFICER,
-        started_at=started,
-        value=value,
-        limit_value=75.0,
-        unit="ug/m3",
-        standard="GB 3095",
-        edition="GB 3095-2012",
-        clause="table 1",
-        severity="minor",
-        ack_due_at=started + timedelta(minutes=30),
-    )
+    return draft(node, value, county="yiyuan", township="nanma", village="dongli",
+                 officer_id=OFFICER, started_at=started,
+                 ack_due_at=started + timedelta(minutes=30))  # fmt: skip
 
 
 def _eventually(check: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
