@@ -26,6 +26,20 @@ MAX_EVENTS_PER_ROW = 2 * 8  # every slot may close and open on one row: a genero
 # fmt: off
 
 
+@njit(inline="always", **JIT)
+def _put(k, i, s, j, kind, start_s, peak, samples, out_row, out_series, out_slot, out_kind,
+         out_start, out_peak, out_samples):
+    """Event ``k``: row ``i`` of the batch, series ``s``, rule slot ``j``, and the episode's
+    start, peak and samples as its record holds them now."""
+    out_row[k] = i
+    out_series[k] = s
+    out_slot[k] = j
+    out_kind[k] = kind
+    out_start[k] = start_s[s, j]
+    out_peak[k] = peak[s, j]
+    out_samples[k] = samples[s, j]
+
+
 @njit(**JIT)
 def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only, slot_bits,
                   quiet_s, min_s, is_open, start_s, last_s, peak, peak_score, samples,
@@ -63,26 +77,16 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
                         peak_score[s, j] = score[i]
                     if not announced[s, j] and t - start_s[s, j] >= min_s[j]:
                         announced[s, j] = True  # it has lasted long enough: say so now
-                        out_row[k] = i
-                        out_series[k] = s
-                        out_slot[k] = j
-                        out_kind[k] = OPEN
-                        out_start[k] = start_s[s, j]
-                        out_peak[k] = peak[s, j]
-                        out_samples[k] = samples[s, j]
+                        _put(k, i, s, j, OPEN, start_s, peak, samples, out_row, out_series,
+                             out_slot, out_kind, out_start, out_peak, out_samples)
                         k += 1
                 elif t - last_s[s, j] >= quiet_s:
                     is_open[s, j] = False
                     n_open[s] -= 1
                     if not announced[s, j]:
                         continue  # too short to be an episode: no event
-                    out_row[k] = i
-                    out_series[k] = s
-                    out_slot[k] = j
-                    out_kind[k] = CLOSE
-                    out_start[k] = start_s[s, j]
-                    out_peak[k] = peak[s, j]
-                    out_samples[k] = samples[s, j]
+                    _put(k, i, s, j, CLOSE, start_s, peak, samples, out_row, out_series,
+                         out_slot, out_kind, out_start, out_peak, out_samples)
                     k += 1
             elif flagged:
                 is_open[s, j] = True
@@ -95,13 +99,8 @@ def step_episodes(series, ts_s, value, flags, score, first, event_mask, nan_only
                 announced[s, j] = min_s[j] <= 0
                 if not announced[s, j]:
                     continue
-                out_row[k] = i
-                out_series[k] = s
-                out_slot[k] = j
-                out_kind[k] = OPEN
-                out_start[k] = t
-                out_peak[k] = value[i]
-                out_samples[k] = 1
+                _put(k, i, s, j, OPEN, start_s, peak, samples, out_row, out_series, out_slot,
+                     out_kind, out_start, out_peak, out_samples)
                 k += 1
         due = NEVER
         for j in range(n_slots):
