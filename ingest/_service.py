@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Self
 import numpy as np
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
+from ingest._backoff import Backoff
 from ingest._dedup import SeqWindow
 from ingest._influx import Sink, SinkError, SinkRejected
 from ingest._lines import node_tags, sample_lines
@@ -44,21 +44,6 @@ log = logging.getLogger(__name__)
 # Retry delays (module-level so that tests can shrink them).
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
-
-
-class Backoff:
-    """Exponential backoff with jitter, from RETRY_MIN_S doubling up to RETRY_MAX_S."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._delay = RETRY_MIN_S
-
-    def next(self) -> float:
-        delay = self._delay * random.uniform(0.5, 1.0)
-        self._delay = min(self._delay * 2, RETRY_MAX_S)
-        return delay
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
@@ -348,7 +333,7 @@ class IngestService:
         await self._emit(self.detector.close_until(cutoff_s))
 
     async def _tick(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)  # read now: tests shrink them
         while True:
             try:
                 await asyncio.sleep(self.config.flush_interval_s)

@@ -9,10 +9,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 from pathlib import Path
 from typing import BinaryIO, Self
 
+from ingest._backoff import Backoff
 from ingest._influx import Sink, SinkError, SinkRejected
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class SpoolingSink:
     # -- replaying --------------------------------------------------------------------------
 
     async def _replay_loop(self) -> None:
-        delay = self.retry_min_s
+        backoff = Backoff(self.retry_min_s, self.retry_max_s)
         while True:
             if not self._segments:
                 self._empty.set()
@@ -212,17 +212,17 @@ class SpoolingSink:
                 continue
             try:
                 await self._replay_oldest()
-                delay = self.retry_min_s
+                backoff.reset()
             except SinkRejected as exc:
                 await self._reject_oldest(exc)
             except SinkError as exc:
                 self.write_errors += 1
-                log.info("spool replay failed, retrying in about %.1f s: %s", delay, exc)
+                delay = backoff.next()
+                log.info("spool replay failed, retrying in %.1f s: %s", delay, exc)
                 self._kick.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                    async with asyncio.timeout(delay):
                         await self._kick.wait()
-                delay = min(delay * 2, self.retry_max_s)
 
     async def _replay_oldest(self) -> None:
         async with self._lock:
