@@ -33,7 +33,7 @@ RULE_24H = "24h_mean"
 RULE_8H_MAX = "8h_max"
 RULE_24H_WARNING = "24h_mean_projected"
 DAY_S = 86400
-CHECKPOINT_VERSION = 7
+CHECKPOINT_VERSION = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,18 +59,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import yaml
 
 from detect._anomaly_kernels import DRIFT, NO_TIME
 from detect._batch import ReadingBatch
-from detect._drift_kernels import GROUP_COLUMNS, drift_batch, drift_index, is_nondecreasing
+from detect._drift_kernels import COLD, GROUP, HOT, drift_batch, is_nondecreasing
+from detect._state import new_records
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
 
-_INTS = ("warmup_s", "relearn_s", "fresh_s", "min_neighbours", "co_hold_s", "grow_s", "confirm_s")
+_INTS = (
+    "step_s",
+    "lag_s",
+    "warmup_s",
+    "relearn_s",
+    "fresh_s",
+    "min_neighbours",
+    "co_hold_s",
+    "grow_s",
+    "confirm_s",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,10 @@ class DriftConfig:
     """Settings of the drift rule; ``DriftConfig.default()`` reads detect/data/drift.yaml.
 
     Args:
+        step_s: the rule judges each group every ``step_s`` (ticks at multiples of it, UTC),
+            on the members' means over the window that ends at the tick.
+        lag_s: a tick is judged once the group's samples are ``lag_s`` past it, so that
+            samples that arrive up to that late still count (``< step_s``).
         k: threshold on ``|fast - slow|``, in sd of that statistic.
         release: a flag ends when ``|fast - slow|`` falls below ``release * k`` sd.
         tau_fast_s, tau_slow_s: time constants of the smoothed residual and of its offset.
@@ -97,6 +112,8 @@ class DriftConfig:
             other quantities to join a pollution episode).
     """
 
+    step_s: int = 300
+    lag_s: int = 60
     k: float = 4.5
     release: float = 0.5
     tau_fast_s: float = 1800.0
@@ -116,8 +133,10 @@ class DriftConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if not getattr(self, f.name) > 0:
+            if not getattr(self, f.name) > 0 and f.name != "lag_s":
                 raise ValueError(f"DriftConfig.{f.name}: must be > 0")
+        if not 0 <= self.lag_s < self.step_s:
+            raise ValueError("DriftConfig.lag_s: must be in [0, step_s)")
 
     @classmethod
     def default(cls) -> DriftConfig:
@@ -149,75 +168,37 @@ def _default_config() -> DriftConfig:
 
 
 class NeighbourDrift:
-    """Drift of each series against the other series of its group; state in arrays grown by
-    doubling, checkpointed by ``state_arrays`` / ``load_state_arrays``.
+    """Drift of each series against the other series of its group; state in records grown
+    by doubling (``HOT``, ``COLD`` and ``GROUP`` of ``detect/_drift_kernels.py``),
+    checkpointed by ``state_arrays`` / ``load_state_arrays``.
 
     ``add_series(group, sd_floor)`` registers a series (indices in order, like the
     ``AnomalyDetector``'s; ``group < 0``: none, never scored); ``update(batch, flags)``
     takes the ``AnomalyDetector``'s flags of the same batch. The batch is not modified.
+    ``late``: samples that came after their window had been judged (left out of the rule).
     """
-
-    # per-series array -> (dtype, initial value); the order is the kernel's argument order
-    _PARAMS: ClassVar[dict[str, tuple[type, float]]] = {
-        "group_of": (np.int64, -1),
-        "sd_floor": (np.float64, 1e-6),
-        "low": (np.float64, -math.inf),
-        "node_of": (np.int64, -1),
-    }
-    _STATE: ClassVar[dict[str, tuple[type, float]]] = {
-        "last_x": (np.float64, math.nan),
-        "last_t": (np.int64, NO_TIME),
-        "n_dev": (np.int64, 0),
-        "score_from": (np.int64, NO_TIME),
-        "dev_t": (np.int64, NO_TIME),
-        "fast": (np.float64, 0.0),
-        "slow": (np.float64, 0.0),
-        "stat": (np.float64, 0.0),
-        "cross": (np.float64, 0.0),
-        "on": (np.int64, 0),
-        "ex_t": (np.int64, NO_TIME),
-        "ex_sign": (np.int64, 0),
-        "peak": (np.float64, 0.0),
-        "peak_t": (np.int64, NO_TIME),
-        "on_t": (np.int64, NO_TIME),
-    }
-    _GROUP_STATE: ClassVar[dict[str, tuple[type, float]]] = {
-        "pool": (np.float64, 0.0),
-        "n_pool": (np.int64, 0),
-    }
 
     def __init__(self, config: DriftConfig | None = None, capacity: int = 1024) -> None:
         self.config = config or DriftConfig.default()
         self.n_series = 0
         self.n_groups = 0
-        self._arrays: dict[str, np.ndarray] = {}
-        self._groups: dict[str, np.ndarray] = {}
-        self._alloc(max(1, capacity))
-        self._alloc_groups(16)
+        self.late = 0
+        self._hot = new_records(HOT, max(1, capacity))
+        self._cold = new_records(COLD, max(1, capacity))
+        self._grp = new_records(GROUP, 16)
         self._index: tuple[np.ndarray, ...] | None = None
+        self._clock = np.array([NO_TIME], np.int64)  # derived: see drift_batch
 
-    def _alloc(self, capacity: int) -> None:
-        n = self.n_series
-        for name, (dtype, initial) in {**self._PARAMS, **self._STATE}.items():
-            grown = np.full(capacity, initial, dtype)
-            if n:
-                grown[:n] = self._arrays[name][:n]
-            self._arrays[name] = grown
-
-    def _alloc_groups(self, capacity: int) -> None:
-        n = self.n_groups
-        for name, (dtype, initial) in self._GROUP_STATE.items():
-            grown = np.full(capacity, initial, dtype)
-            if n:
-                grown[:n] = self._groups[name][:n]
-            self._groups[name] = grown
+    def _need_series(self, n: int) -> None:
+        if n > self._hot.shape[0]:
+            capacity = max(n, 2 * self._hot.shape[0])
+            self._hot = _grown(self._hot, HOT, capacity, self.n_series)
+            self._cold = _grown(self._cold, COLD, capacity, self.n_series)
 
     def _need_groups(self, n_groups: int) -> None:
-        capacity = self._groups["pool"].shape[0]
-        if n_groups > capacity:
-            while capacity < n_groups:
-                capacity *= 2
-            self._alloc_groups(capacity)
+        if n_groups > self._grp.shape[0]:
+            capacity = max(n_groups, 2 * self._grp.shape[0])
+            self._grp = _grown(self._grp, GROUP, capacity, self.n_groups)
         self.n_groups = max(self.n_groups, n_groups)
 
     def add_series(self, group: int, sd_floor: float, low: float = -math.inf,
@@ -227,14 +208,13 @@ class NeighbourDrift:
         bound of its quantity's range (a value below it counts as it); ``node`` the node that
         measures it (an integer >= 0 or a node id; ``-1``: unknown), whose other series
         tell a pollution episode from a drift."""
-        if self.n_series == self._arrays["last_x"].shape[0]:
-            self._alloc(2 * self.n_series)
+        self._need_series(self.n_series + 1)
         sid = self.n_series
         self.n_series += 1
-        self._arrays["group_of"][sid] = group
-        self._arrays["sd_floor"][sid] = sd_floor
-        self._arrays["low"][sid] = low
-        self._arrays["node_of"][sid] = _node_key(node)
+        self._hot["group_of"][sid] = group
+        self._hot["low"][sid] = low
+        self._cold["sd_floor"][sid] = sd_floor
+        self._cold["node_of"][sid] = _node_key(node)
         self._need_groups(int(group) + 1)
         self._index = None
         return sid
@@ -244,32 +224,27 @@ class NeighbourDrift:
         group_of = np.asarray(group_of, np.int64)
         if group_of.shape != (self.n_series,):
             raise ValueError("set_groups: one group per registered series")
-        self._arrays["group_of"][: self.n_series] = group_of
+        self._hot["group_of"][: self.n_series] = group_of
         self._need_groups(int(group_of.max()) + 1 if group_of.size else 0)
         self._index = None
+        self._clock[0] = NO_TIME
 
     def state(self, name: str) -> np.ndarray:
-        """A copy of one per-series array (``slow``, ``stat``, ``on``, ...)."""
-        return self._arrays[name][: self.n_series].copy()
+        """A copy of one per-series field (``slow``, ``stat``, ``on``, ...)."""
+        rows = self._hot if name in HOT else self._cold
+        return rows[name][: self.n_series].copy()
 
     def _group_index(self) -> tuple[np.ndarray, ...]:
-        """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``; then the
-        kernel's derived state (``drift_index``), built from the per-series state and kept in
-        step with it by ``drift_batch`` until the groups or the state are replaced."""
+        """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``; the series
+        of each node likewise (``node_slot``: a series' node, -1: none); scratch."""
         if self._index is None:
-            group_of = self._arrays["group_of"][: self.n_series]
+            group_of = self._hot["group_of"][: self.n_series]
             grouped = np.flatnonzero(group_of >= 0)
             keys = group_of[grouped]
             members = grouped[np.argsort(keys, kind="stable")].astype(np.int64)
             size = np.bincount(keys, minlength=self.n_groups).astype(np.int64)
             start = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
-            scratch = max(1, int(size.max()) if size.size else 1)
-            grp = np.zeros((self.n_groups, GROUP_COLUMNS), np.int64)
-            vx, vs = np.empty(members.shape[0]), np.empty(members.shape[0])
-            a = self._arrays
-            drift_index(members, start, a["last_x"], a["last_t"], a["stat"], a["n_dev"],
-                        a["on"], grp, vx, vs)  # fmt: skip
-            node_of = self._arrays["node_of"][: self.n_series]
+            node_of = self._cold["node_of"][: self.n_series]
             known = np.flatnonzero(node_of >= 0)
             nodes, slot = np.unique(node_of[known], return_inverse=True)
             node_slot = np.full(self.n_series, -1, np.int64)
@@ -277,15 +252,24 @@ class NeighbourDrift:
             node_members = known[np.argsort(slot, kind="stable")].astype(np.int64)
             node_size = np.bincount(slot, minlength=nodes.shape[0])
             node_start = np.concatenate([[0], np.cumsum(node_size)]).astype(np.int64)
-            self._index = (size.astype(np.float64), node_slot, node_members, node_start,
-                           members, grp, vx, vs,
-                           np.empty(scratch), np.empty(scratch),
-                           np.empty(scratch, np.int64))  # fmt: skip
+            m = max(1, int(size.max()) if size.size else 1)
+            scratch = (np.empty(m, np.int64), np.empty(m), np.empty(m), np.empty(m),
+                       np.empty(m), np.empty((m, 2)))  # fmt: skip
+            self._index = (
+                np.ascontiguousarray(group_of),
+                members,
+                start,
+                node_slot,
+                node_members,
+                node_start,
+                *scratch,
+            )
         return self._index
 
     def update(self, batch: ReadingBatch, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per sample: the DRIFT bit (or 0) and the drift score in [0, 1] (``r / (1 + r)``
-        of ``r = |stat| / (k sd)``; 0 when not scored)."""
+        of ``r = |stat| / (k sd)``; 0 when not scored), its series' verdict at the last tick
+        its group judged."""
         n = len(batch)
         if n and (int(batch.series.min()) < 0 or int(batch.series.max()) >= self.n_series):
             raise ValueError("batch names a series the drift rule does not know")
@@ -299,47 +283,53 @@ class NeighbourDrift:
             order = np.arange(n, dtype=np.int64)
         else:
             order = np.argsort(ts, kind="stable").astype(np.int64)
-        size, *derived = self._group_index()
         c = self.config
-        a = self._arrays
-        drift_batch(
+        index = self._group_index()
+        self.late += drift_batch(
             order, np.ascontiguousarray(batch.series, np.int64), ts,
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),
             np.ascontiguousarray(flags, np.uint16),
-            a["group_of"], size, a["sd_floor"], a["low"],
-            float(c.k), float(c.release), float(c.tau_fast_s), float(c.tau_slow_s),
-            float(c.tau_cross_s), float(c.tau_pool_s), float(c.pool_clip), int(c.warmup_s),
-            int(c.relearn_s),
-            int(c.fresh_s), int(c.min_neighbours),
-            float(c.co_k), int(c.co_hold_s),
-            float(c.grow_k), int(c.grow_s), int(c.confirm_s),
-            *(a[name] for name in self._STATE),
-            *(self._groups[name] for name in self._GROUP_STATE),
-            *derived, out_flags, out_score,
+            *index[:1], self._hot, self._cold, self._grp, *index[1:6],
+            int(c.step_s), int(c.lag_s), float(c.k), float(c.release), float(c.tau_fast_s),
+            float(c.tau_slow_s), float(c.tau_cross_s), float(c.tau_pool_s),
+            float(c.pool_clip), int(c.warmup_s), int(c.relearn_s), int(c.fresh_s),
+            int(c.min_neighbours), float(c.co_k), int(c.co_hold_s), float(c.grow_k),
+            int(c.grow_s), int(c.confirm_s),
+            *index[6:], np.empty(max(1, self.n_groups), np.int64), self._clock,
+            out_flags, out_score,
         )  # fmt: skip
         return out_flags, out_score
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The used part of every per-series and per-group array (for checkpoints)."""
-        out = {name: self._arrays[name][: self.n_series].copy()
-               for name in {**self._PARAMS, **self._STATE}}  # fmt: skip
-        out.update({name: self._groups[name][: self.n_groups].copy()
-                    for name in self._GROUP_STATE})  # fmt: skip
+        """The used part of every per-series and per-group field, one array each, and the
+        late counter (for checkpoints)."""
+        out = {name: self._hot[name][: self.n_series].copy() for name in HOT}
+        out.update({name: self._cold[name][: self.n_series].copy() for name in COLD})
+        out.update({name: self._grp[name][: self.n_groups].copy() for name in GROUP})
+        out["late"] = np.array([self.late], np.int64)
         return out
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         n = int(arrays["group_of"].shape[0])
-        n_groups = int(arrays["pool"].shape[0])
-        self.n_series = 0
-        self.n_groups = 0
-        self._alloc(max(n, 16))
-        self._alloc_groups(max(n_groups, 16))
-        for name in {**self._PARAMS, **self._STATE}:
-            if name in arrays:  # a checkpoint from before a field was added: its initial value
-                self._arrays[name][:n] = arrays[name]
-        for name in self._GROUP_STATE:
-            self._groups[name][:n_groups] = arrays[name]
+        n_groups = int(arrays["next_t"].shape[0])
         self.n_series = n
         self.n_groups = n_groups
+        self._hot = new_records(HOT, max(n, 16))
+        self._cold = new_records(COLD, max(n, 16))
+        self._grp = new_records(GROUP, max(n_groups, 16))
+        for rows, fields_ in ((self._hot, HOT), (self._cold, COLD)):
+            for name in fields_:
+                rows[name][:n] = arrays[name]
+        for name in GROUP:
+            self._grp[name][:n_groups] = arrays[name]
+        self.late = int(arrays["late"][0])
         self._index = None
+        self._clock[0] = NO_TIME
+
+
+def _grown(rows: np.ndarray, fields_: dict[str, tuple[type, float, int]], capacity: int,
+           used: int) -> np.ndarray:  # fmt: skip
+    grown = new_records(fields_, capacity)
+    grown[:used] = rows[:used]
+    return grown

@@ -1,23 +1,23 @@
-"""Numba kernels of the drift rule: a node against the median of the other nodes of its group.
+"""Numba kernels of the drift rule: a node against the median of the other nodes of its group,
+judged on a time grid.
 
-Pure functions over columnar batches and state arrays; the rule, its state and its settings
-are described in ``detect/_drift.py``, the wrapper. Samples are visited in the order given by
-``order`` (the wrapper passes the batch sorted by time: the reference of a sample is the
-latest value of each neighbour, so a batch must be visited in time order whatever the order of
-its rows).
+Pure functions over columnar batches and state records; the rule, its state and its settings
+are described in ``detect/_drift.py``, the wrapper. Two costs are kept apart:
 
-Both medians of a sample (its neighbours' latest values; ``|stat|`` of its fresh, started,
-unflagged neighbours) come from two sorted sets per group, kept in step with the state: the
-latest value of every member that has one, and ``|stat|`` of every started, unflagged member.
-A sample moves its member's entry (the ranks of the old and new value are counted, the entries
-in between shifted by one: O(group size), no sort). While every member with a value is fresh
-(``|t - last_t| <= fresh_s``, checked against a lower and an upper bound of the group's latest
-times) the median of the others is read at the sample's own rank; otherwise the group is
-scanned and the stale members' entries are left out too. The sets are derived state
-(``drift_index`` rebuilds them from the per-series state, so checkpoints hold none of it);
-entries of equal value are interchangeable in a median, so results are those of sorting the
-fresh neighbours' values, bit for bit. The state of the next ``TOUCH`` samples is read ahead
-(``_touch``) so that their cache misses overlap.
+- per sample (``drift_batch``'s loop): the sample's window mean of its series (one record,
+  ``HOT``), and the sample's output, the verdict of its series at the last judged tick;
+- per tick (``_judge_group``, every ``step_s`` of a group's time): the members' window means,
+  their medians, the statistics and the verdicts, over the group's members at once (the
+  ``COLD`` records of one township's quantity, sorted in scratch: two sorts of the group's
+  size per tick, no per-sample sorted sets).
+
+A drift lasts hours; judging it every few minutes on window means instead of on every
+sample loses nothing of it and costs a few per cent of the samples' time.
+
+Order. Samples are visited in the order ``order`` gives (time order; the wrapper sorts).
+The ticks of a group are judged at the first timestamp later than ``tick + lag_s`` among
+the group's samples, before any sample of that timestamp is applied, so that neither the
+order of a batch's rows nor where a stream is cut into batches changes a result.
 """
 
 from __future__ import annotations
@@ -28,177 +28,272 @@ import numpy as np
 from numba import njit
 
 from detect._anomaly_kernels import DRIFT, IMPLAUSIBLE, LEVEL_SHIFT, NO_TIME, RATE, SPIKE
+from detect._kernels import prefetch_item
 
 JIT = {"cache": True, "nogil": True}
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x| for Gaussian noise
 SD_PER_MEDIAN_ABS = 1.482602218505602  # sd / median |x| for Gaussian noise
+POLLUTION = SPIKE | RATE | LEVEL_SHIFT  # another rule's flags that mark an excursion of a node
+AHEAD = 16  # rows ahead whose record drift_batch prefetches
 LATEST = np.iinfo(np.int64).max
+
+# Per-series records (detect/_drift.py builds them): HOT is what every sample touches,
+# COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
+HOT = {
+    "group_of": (np.int64, -1, 0),
+    "low": (np.float64, -math.inf, 0),
+    "w_t": (np.int64, NO_TIME, 2),  # the two open windows: their ticks,
+    "w_sum": (np.float64, 0.0, 2),  # sums of usable values
+    "w_n": (np.int64, 0, 2),  # and counts
+    "flag": (np.int64, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
+    "score": (np.float64, 0.0, 0),
+}
+COLD = {
+    "sd_floor": (np.float64, 1e-6, 0),
+    "node_of": (np.int64, -1, 0),
+    "x": (np.float64, math.nan, 0),  # the latest window mean
+    "x_w": (np.int64, NO_TIME, 0),  # and its tick
+    "n_dev": (np.int64, 0, 0),
+    "score_from": (np.int64, NO_TIME, 0),
+    "dev_t": (np.int64, NO_TIME, 0),
+    "fast": (np.float64, 0.0, 0),
+    "slow": (np.float64, 0.0, 0),
+    "stat": (np.float64, 0.0, 0),
+    "cross": (np.float64, 0.0, 0),
+    "on": (np.int64, 0, 0),
+    "ex_t": (np.int64, NO_TIME, 0),  # last excursion another rule flagged, and its sign
+    "ex_sign": (np.int64, 0, 0),
+    "tx_t": (np.int64, NO_TIME, 2),  # the two last ticks in an excursion of the statistic
+    "tx_sign": (np.int64, 0, 2),
+    "peak": (np.float64, 0.0, 0),
+    "peak_t": (np.int64, NO_TIME, 0),
+    "on_t": (np.int64, NO_TIME, 0),
+}
+# Per-group state: the next tick to judge, the latest window with data, the pooled sd.
+GROUP = {
+    "next_t": (np.int64, NO_TIME, 0),
+    "hi_w": (np.int64, NO_TIME, 0),
+    "pool": (np.float64, 0.0, 0),
+    "n_pool": (np.int64, 0, 0),
+    "n_due": (np.int64, 0, 0),  # scratch of _judge_ticks: 0 between calls
+}
 
 # fmt: off
 
 
-# columns of a group's row in ``grp``: one cache line per group
-START, N_X, N_S, LO_T, HI_T, SIZE = 0, 1, 2, 3, 4, 5
-GROUP_COLUMNS = 8
-TOUCH = 32  # samples whose state is read ahead at once (drift_batch)
-POLLUTION = SPIKE | RATE | LEVEL_SHIFT  # another rule's flags that mark an excursion of a node
+@njit(inline="always", **JIT)
+def tick_of(t, step_s):
+    """The tick that ends the window ``(tick - step_s, tick]`` holding ``t``."""
+    return -((-t) // step_s) * step_s
 
 
 @njit(**JIT)
-def _below(vals, lo, hi, v):
-    """How many of ``vals[lo:hi]`` are below ``v`` (no branch on the data)."""
-    c = 0
-    for q in range(lo, hi):
-        c += vals[q] < v
-    return c
-
-
-@njit(**JIT)
-def _move(vals, base, n, old, new):
-    """Replace one entry ``old`` of the sorted ``vals[base:base + n]`` by ``new``."""
-    p = base + _below(vals, base, base + n, old)
-    q = base + _below(vals, base, base + n, new)
-    if q > p:  # upwards: the entries in between move down one
+def _insert_sorted(vals, n, v):
+    """Insert ``v`` into the ascending ``vals[:n]`` (room at ``n``)."""
+    q = n
+    while q > 0 and vals[q - 1] > v:
+        vals[q] = vals[q - 1]
         q -= 1
-        for r in range(p, q):
-            vals[r] = vals[r + 1]
-    else:
-        for r in range(p, q, -1):
-            vals[r] = vals[r - 1]
-    vals[q] = new
-
-
-@njit(**JIT)
-def _insert(vals, base, n, v):
-    """Insert ``v`` into the sorted ``vals[base:base + n]`` (room at ``base + n``)."""
-    q = base + _below(vals, base, base + n, v)
-    for r in range(base + n, q, -1):
-        vals[r] = vals[r - 1]
     vals[q] = v
 
 
 @njit(**JIT)
-def _delete(vals, base, n, v):
-    """Take one entry ``v`` out of the sorted ``vals[base:base + n]``."""
-    for r in range(base + _below(vals, base, base + n, v), base + n - 1):
-        vals[r] = vals[r + 1]
-
-
-@njit(**JIT)
-def _add_value(ex, m, v):
-    """Insert ``v`` into the ascending ``ex[:m]``; the new length."""
-    q = m
-    while q > 0 and ex[q - 1] > v:
-        ex[q] = ex[q - 1]
-        q -= 1
-    ex[q] = v
-    return m + 1
-
-
-@njit(**JIT)
-def _at(q, ranks, m):
-    """Rank in the set of its ``q``-th entry (from 0) that is not excluded (``ranks[:m]``,
-    ascending)."""
-    for e in range(m):
-        if ranks[e] <= q:
-            q += 1
-        else:
-            break
-    return q
-
-
-@njit(**JIT)
-def _median_excluding(vals, base, n, ex, m, ranks):
-    """Median of the sorted ``vals[base:base + n]`` without one entry of each value of
-    ``ex[:m]`` (ascending, each an entry of the set; at least one entry left): the median of
-    sorting what is left. ``ranks``: scratch."""
-    if m == 1:  # the sample's own entry only (every neighbour fresh): no branch on the data
-        r = _below(vals, base, base + n, ex[0])
-        mid = (n - 1) // 2
-        upper = vals[base + mid + (mid >= r)]
-        if (n - 1) % 2:
-            return upper
-        return 0.5 * (vals[base + mid - 1 + (mid - 1 >= r)] + upper)
-    p = base
-    for e in range(m):  # the excluded entries' ranks, distinct
-        while vals[p] < ex[e]:
-            p += 1
-        ranks[e] = p - base
-        p += 1
-    left = n - m
-    mid = left // 2
-    upper = vals[base + _at(mid, ranks, m)]
-    if left % 2:
+def _median_without(vals, n, v):
+    """Median of the ascending ``vals[:n]`` without one entry equal to ``v`` (``n >= 2``):
+    entries of equal value are interchangeable, so that is the median of the others."""
+    r = 0
+    while vals[r] < v:  # the rank of one entry equal to v
+        r += 1
+    mid = (n - 1) // 2
+    upper = vals[mid + (mid >= r)]
+    if (n - 1) % 2:
         return upper
-    return 0.5 * (vals[base + _at(mid - 1, ranks, m)] + upper)
+    return 0.5 * (vals[mid - 1 + (mid - 1 >= r)] + upper)
 
 
 @njit(**JIT)
-def _stale(g, t, fresh_s, grp, members, last_x, last_t, stat, n_dev, on, ex_x, ex_s):
-    """Values, in the value set (``ex_x``) and the statistic set (``ex_s``, ascending), of
-    the members of ``g`` whose latest sample is further than ``fresh_s`` from ``t``: their
-    counts. Nothing to look at while the group's bounds of its members' latest times are
-    within ``fresh_s`` of ``t``; else the group is scanned and the bounds made exact."""
-    if grp[g, LO_T] >= t - fresh_s and grp[g, HI_T] <= t + fresh_s:
-        return 0, 0
-    lo = LATEST
-    hi = NO_TIME
-    m_x = 0
-    m_s = 0
-    for j in range(grp[g, START], grp[g, START] + grp[g, SIZE]):
-        o = members[j]
-        u = last_t[o]
-        if u == NO_TIME:
-            continue
-        lo = min(lo, u)
-        hi = max(hi, u)
-        if abs(t - u) > fresh_s:
-            m_x = _add_value(ex_x, m_x, last_x[o])
-            if on[o] == 0 and n_dev[o] >= 2:
-                m_s = _add_value(ex_s, m_s, abs(stat[o]))
-    grp[g, LO_T] = lo
-    grp[g, HI_T] = hi
-    return m_x, m_s
+def _median(vals, n):
+    mid = n // 2
+    if n % 2:
+        return vals[mid]
+    return 0.5 * (vals[mid - 1] + vals[mid])
 
 
 @njit(**JIT)
-def drift_index(members, start, last_x, last_t, stat, n_dev, on, grp, vx, vs):
-    """Build the derived state of ``drift_batch`` from the per-series state: per group
-    (members ``members[start[g]:start[g + 1]]``) the sorted latest values ``vx`` of the
-    members that have one and the sorted ``|stat|`` ``vs`` of the started, unflagged members
-    (both from ``start[g]``), and its row of ``grp``: start, the sizes of both sets, the
-    earliest and latest of its members' latest times, its size."""
-    for g in range(start.shape[0] - 1):
-        base = start[g]
-        grp[g, :] = 0
-        grp[g, START] = base
-        grp[g, SIZE] = start[g + 1] - base
-        grp[g, LO_T] = LATEST
-        grp[g, HI_T] = NO_TIME
-        for j in range(start[g], start[g + 1]):
-            o = members[j]
-            if last_t[o] != NO_TIME:
-                grp[g, LO_T] = min(grp[g, LO_T], last_t[o])
-                grp[g, HI_T] = max(grp[g, HI_T], last_t[o])
-                _insert(vx, base, grp[g, N_X], last_x[o])
-                grp[g, N_X] += 1
-            if on[o] == 0 and n_dev[o] >= 2:
-                _insert(vs, base, grp[g, N_S], abs(stat[o]))
-                grp[g, N_S] += 1
+def _tick_excursion_before(c, tick):
+    """The last tick before ``tick`` at which ``c``'s statistic was in an excursion, and its
+    sign: of the two kept, so that a tick another group has judged already does not hide
+    it (``NO_TIME``: none)."""
+    best = NO_TIME
+    sign = 0
+    for q in range(2):
+        if c.tx_t[q] < tick and c.tx_t[q] > best:
+            best = c.tx_t[q]
+            sign = c.tx_sign[q]
+    return best, sign
 
 
 @njit(**JIT)
-def _comoving(s, sgn, since, node_slot, node_members, node_start, ex_t, ex_sign):
-    """Whether another series of the node of ``s`` was in an excursion of sign ``sgn`` at
-    ``since`` or later (a pollution episode moves several quantities of a node together)."""
+def _comoving(s, sgn, since, tick, cold, node_slot, node_members, node_start):
+    """Whether another series of the node of ``s`` was in an excursion of sign ``sgn`` from
+    ``since`` on (a pollution episode moves several quantities of a node together): one
+    another rule flagged, or one of its statistic at an earlier tick."""
     j = node_slot[s]
     if j < 0 or sgn == 0:
         return False
     for q in range(node_start[j], node_start[j + 1]):
         o = node_members[q]
-        if o != s and ex_t[o] >= since and ex_sign[o] == sgn:
+        if o == s:
+            continue
+        c = cold[o]
+        if c.ex_t >= since and c.ex_sign == sgn:
+            return True
+        tx, tx_sign = _tick_excursion_before(c, tick)
+        if tx >= since and tx_sign == sgn:
             return True
     return False
+
+
+@njit(**JIT)
+def _mark_excursion(c, tick, sgn):
+    """Keep ``tick`` as the newest of the two ticks in an excursion."""
+    q = 0 if c.tx_t[0] <= c.tx_t[1] else 1
+    if c.tx_t[1 - q] == tick:
+        q = 1 - q
+    c.tx_t[q] = tick
+    c.tx_sign[q] = sgn
+
+
+@njit(**JIT)
+def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_members,
+                 node_start, step_s, k, release, tau_fast_s, tau_slow_s, tau_cross_s,
+                 tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s, min_neighbours, co_k,
+                 co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains):
+    """Judge group ``g`` at ``tick``: take each member's window mean, compare the fresh
+    members with the median of the others, update the statistics and set each member's
+    verdict (``hot.flag``, ``hot.score``) for its samples until the next tick."""
+    slot = (tick // step_s) & 1
+    n = 0
+    for j in range(start[g], start[g + 1]):
+        o = members[j]
+        h = hot[o]
+        c = cold[o]
+        h.flag = 0
+        h.score = 0.0
+        if h.w_t[slot] == tick and h.w_n[slot] > 0:
+            c.x = h.w_sum[slot] / h.w_n[slot]
+            c.x_w = tick
+        if c.x_w != NO_TIME and c.x_w >= tick - fresh_s:
+            fresh[n] = o
+            _insert_sorted(vx, n, c.x)
+            n += 1
+    if n - 1 < min_neighbours:
+        return
+    group_size = float(start[g + 1] - start[g])
+    for q in range(n):  # the residual against the others' median, and its fast average
+        c = cold[fresh[q]]
+        d = c.x - _median_without(vx, n, c.x)
+        d_of[q] = d
+        c.n_dev += 1
+        if c.n_dev == 1:
+            c.fast = d
+            c.slow = d
+            c.stat = 0.0
+            c.dev_t = tick
+            if c.score_from == NO_TIME:
+                c.score_from = tick + warmup_s
+            a_of[q] = -1.0  # started now: nothing to judge
+            continue
+        dt = float(tick - c.dev_t)
+        c.dev_t = tick
+        if dt != gains[0]:  # members a step apart (nearly all) share their weights
+            gains[0] = dt
+            gains[1] = 1.0 - math.exp(-dt / tau_fast_s)
+            gains[2] = 1.0 - math.exp(-dt / tau_slow_s)
+            gains[3] = 1.0 - math.exp(-dt / tau_cross_s)
+            gains[4] = 1.0 - math.exp(-dt / tau_pool_s)
+        a_fast = max(gains[1], 1.0 / c.n_dev)
+        a_of[q] = max(gains[2], 1.0 / c.n_dev)
+        e_of[q, 0] = gains[3]
+        e_of[q, 1] = gains[4]
+        c.fast += a_fast * (d - c.fast)
+        c.stat = c.fast - c.slow
+    n_s = 0
+    for q in range(n):  # the statistic set: |stat| of the started, unflagged members
+        c = cold[fresh[q]]
+        if c.on == 0 and c.n_dev >= 2:
+            _insert_sorted(vs, n_s, abs(c.stat))
+            n_s += 1
+    for q in range(n):
+        if a_of[q] < 0.0:
+            continue
+        o = fresh[q]
+        h = hot[o]
+        c = cold[o]
+        d = d_of[q]
+        a_slow = a_of[q]
+        own = 1 if c.on == 0 else 0  # in the statistic set
+        others = n_s - own
+        sd_x = 0.0
+        if others > 0:
+            sd_x = SD_PER_MEDIAN_ABS * (_median_without(vs, n_s, abs(c.stat)) if own
+                                        else _median(vs, n_s))
+        if others >= min_neighbours:
+            if c.cross == 0.0:
+                c.cross = sd_x
+            else:
+                c.cross += e_of[q, 0] * (sd_x - c.cross)
+        learn = c.x > h.low  # a censored mean (at the lower bound) is not learnt
+        if tick >= c.score_from and others >= min_neighbours:
+            sd = max(SD_PER_MAD * grp[g].pool, c.cross, c.sd_floor)
+            z = c.stat / sd
+            r = abs(z) / k
+            sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
+            if abs(z) > co_k:
+                _mark_excursion(c, tick, sgn)
+            co = _comoving(o, sgn, tick - co_hold_s, tick, cold, node_slot, node_members,
+                           node_start)
+            if r > 1.0 or (c.on and r > release):
+                if c.on == 0:
+                    c.on_t = tick
+                if c.on == 0 or abs(c.stat) >= c.peak + grow_k * sd:
+                    c.peak = abs(c.stat)  # onset, or grown by grow_k sd: still drifting
+                    c.peak_t = tick
+                c.on = 1
+                if co:  # a pollution episode: drift only if it grows beyond it afterwards
+                    c.peak = max(c.peak, abs(c.stat))
+                    c.peak_t = NO_TIME
+                if not co and c.peak_t >= tick - grow_s and tick - c.on_t >= confirm_s:
+                    h.flag = DRIFT
+                else:  # a pollution episode, a level that stopped growing, or too early
+                    r = min(r, 1.0)
+            elif c.on:  # the flag ends: relearn the offset from here
+                c.on = 0
+                c.n_dev = 1
+                c.fast = d
+                c.slow = d
+                c.stat = 0.0
+                c.score_from = tick + relearn_s
+            elif learn:
+                if not (co and abs(z) > co_k):  # not learnt from a pollution episode
+                    c.slow += a_slow * (d - c.slow)
+                p = grp[g]
+                p.n_pool += 1
+                a = abs(c.stat)
+                if p.n_pool > 100:
+                    a = min(a, pool_clip * p.pool)
+                a_pool = max(1.0 / p.n_pool, e_of[q, 1] / group_size)
+                p.pool += a_pool * (a - p.pool)
+            h.score = r / (1.0 + r)
+        elif learn:
+            c.slow += a_slow * (d - c.slow)
+
+
+@njit(**JIT)
+def _clear_group(g, hot, members, start):
+    for j in range(start[g], start[g + 1]):
+        hot[members[j]].flag = 0
+        hot[members[j]].score = 0.0
 
 
 @njit(**JIT)
@@ -211,170 +306,146 @@ def is_nondecreasing(a):
 
 
 @njit(**JIT)
-def _touch(order, lo, hi, series, group_of, sd_floor, low, last_x, last_t, n_dev, score_from,
-           dev_t, fast, slow, stat, cross, on, grp, vx, vs):
-    """Read the state the samples ``order[lo:hi]`` will use, so that the cache misses of
-    several samples overlap (the scoring of one sample is a chain of dependent loads and
-    data-dependent branches, which would wait for them one sample after another); a sum of
-    what it read, for the caller to keep."""
-    acc = 0.0
-    n = 0
-    for jj in range(lo, hi):
-        s = series[order[jj]]
-        g = group_of[s]
-        acc += sd_floor[s] + low[s] + last_x[s] + fast[s] + slow[s] + stat[s] + cross[s]
-        n += last_t[s] + n_dev[s] + score_from[s] + dev_t[s] + on[s]
-        if g >= 0:
-            base = grp[g, START]
-            last = base + max(grp[g, SIZE] - 1, 0)
-            acc += vx[base] + vx[last] + vs[base] + vs[last]
-    return acc + n
+def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, grp, members, start,
+                 node_slot, node_members, node_start, step_s, lag_s, k, release, tau_fast_s,
+                 tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
+                 min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
+                 d_of, a_of, e_of, gains, due):
+    """Judge the ticks that time ``t`` completes in the groups of the samples
+    ``order[lo:hi]`` (all at ``t``), before any of them is applied; a new lower bound of
+    every started group's next tick (so that most timestamps skip this). Tick by tick,
+    and groups in index order within a tick: a group's members lie near the next group's
+    in memory, and no group judges a tick before another has judged the earlier ones.
+    ``due``: scratch, one per group."""
+    n_due = 0
+    for ii in range(lo, hi):
+        g = group_of[series[order[ii]]]
+        if g < 0:
+            continue
+        p = grp[g]
+        if p.next_t == NO_TIME:
+            p.next_t = tick_of(t, step_s)
+        if p.next_t + lag_s < t and p.n_due == 0:
+            p.n_due = 1
+            due[n_due] = g
+            n_due += 1
+    due[:n_due].sort()
+    while n_due > 0:
+        tick = LATEST
+        for q in range(n_due):
+            tick = min(tick, grp[due[q]].next_t)
+        kept = 0
+        for q in range(n_due):
+            g = due[q]
+            p = grp[g]
+            if p.next_t == tick:
+                if p.hi_w == NO_TIME or p.hi_w < tick - fresh_s:  # nobody fresh:
+                    _clear_group(g, hot, members, start)  # jump over the silence
+                    p.next_t = tick_of(t, step_s)
+                else:
+                    if q + 1 < n_due:
+                        _prefetch_group(due[q + 1], hot, cold, members, start)
+                    _judge_group(g, tick, hot, cold, grp, members, start, node_slot,
+                                 node_members, node_start, step_s, k, release, tau_fast_s,
+                                 tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s,
+                                 relearn_s, fresh_s, min_neighbours, co_k, co_hold_s, grow_k,
+                                 grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains)
+                    p.next_t += step_s
+            if p.next_t + lag_s < t:
+                due[kept] = g
+                kept += 1
+            else:
+                p.n_due = 0
+        n_due = kept
+    lo_next = LATEST
+    for g in range(grp.shape[0]):
+        if grp[g].next_t != NO_TIME:
+            lo_next = min(lo_next, grp[g].next_t)
+    return lo_next if lo_next != LATEST else NO_TIME
 
 
 @njit(**JIT)
-def drift_batch(order, series, ts_s, values, valid, flags_in,
-                group_of, group_size, sd_floor, low,
-                k, release, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s, pool_clip,
-                warmup_s, relearn_s, fresh_s, min_neighbours,
-                co_k, co_hold_s, grow_k, grow_s, confirm_s,
-                last_x, last_t, n_dev, score_from, dev_t, fast, slow, stat, cross, on,
-                ex_t, ex_sign, peak, peak_t, on_t,
-                pool, n_pool,
+def _prefetch_group(g, hot, cold, members, start):
+    """Start loading the records of group ``g``'s members (judged next)."""
+    for j in range(start[g], start[g + 1]):
+        prefetch_item(hot, members[j])
+        prefetch_item(cold, members[j])
+
+
+@njit(**JIT)
+def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, cold, grp,
+                members, start,
                 node_slot, node_members, node_start,
-                members, grp, vx, vs, ex_x, ex_s, ranks, out_flags, out_score):
-    """Score a batch for drift against neighbours in the order ``order``, updating the state
-    (and its derived sets, see ``drift_index``) in place; ``out_flags`` (uint16) and
-    ``out_score`` are indexed like the batch. ``node_slot``, ``node_members``,
-    ``node_start``: the series of each node (``node_members[node_start[j]:node_start[j + 1]]``
-    for ``j = node_slot[s]``; -1: none). ``ex_x``, ``ex_s``, ``ranks``: scratch of at least
-    the largest group's size."""
-    last_dt = np.nan  # the step of the cached weights
-    e_fast = e_slow = e_cross = e_pool = 0.0
-    kept = 0.0
-    for jj in range(order.shape[0]):
-        if jj % TOUCH == 0:
-            kept += _touch(order, jj, min(jj + TOUCH, order.shape[0]), series, group_of,
-                           sd_floor, low, last_x, last_t, n_dev, score_from, dev_t, fast,
-                           slow, stat, cross, on, grp, vx, vs)
-        i = order[jj]
-        s = series[i]
-        t = ts_s[i]
-        x = values[i]
-        out_flags[i] = 0
-        out_score[i] = 0.0
-        g = group_of[s]
-        if g < 0 or not valid[i] or not np.isfinite(x):
-            continue
-        if flags_in[i] != 0:
-            if flags_in[i] == IMPLAUSIBLE and x < low[s]:
-                x = low[s]  # below the range: counts as its bound (censored)
-            else:
-                if flags_in[i] & POLLUTION and last_t[s] != NO_TIME and x != last_x[s]:
-                    ex_t[s] = t  # an excursion of the node, away from the last usable value
-                    ex_sign[s] = 1 if x > last_x[s] else -1
+                step_s, lag_s, k, release, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s,
+                pool_clip, warmup_s, relearn_s, fresh_s, min_neighbours, co_k, co_hold_s,
+                grow_k, grow_s, confirm_s,
+                fresh, vx, vs, d_of, a_of, e_of, due, clock, out_flags, out_score):
+    """Fold a batch, visited in the order ``order`` (time order), into the drift state and
+    judge the ticks it completes; ``out_flags`` (uint16) and ``out_score``, indexed like the
+    batch: each usable sample gets its series' verdict at the group's last judged tick.
+    ``fresh``, ``vx``, ``vs``, ``d_of``, ``a_of``, ``e_of`` (n, 2): scratch of at least the
+    largest group's size, ``due`` of the number of groups; ``clock[0]``: a lower bound of the
+    started groups' next ticks (derived state: ``NO_TIME`` is always correct, and makes the
+    first timestamp look). Returns the number of samples too late for their window
+    (it was judged)."""
+    n = order.shape[0]
+    late = 0
+    gains = np.full(5, np.nan)  # the step of the cached weights, and the weights
+    lo_next = clock[0]
+    jj = 0
+    while jj < n:
+        t = ts_s[order[jj]]
+        end = jj
+        while end < n and ts_s[order[end]] == t:  # the samples of one timestamp
+            end += 1
+        if t - lag_s > lo_next:  # some group may have a tick to judge: find out
+            lo_next = _judge_ticks(order, jj, end, t, series, group_of, hot, cold, grp,
+                                   members, start, node_slot, node_members, node_start,
+                                   step_s, lag_s, k, release, tau_fast_s, tau_slow_s,
+                                   tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s,
+                                   fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s,
+                                   confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains, due)
+        for ii in range(jj, end):  # then the samples
+            if ii + AHEAD < n:
+                prefetch_item(hot, series[order[ii + AHEAD]])
+            i = order[ii]
+            s = series[i]
+            h = hot[s]
+            x = values[i]
+            out_flags[i] = 0
+            out_score[i] = 0.0
+            g = h.group_of
+            if g < 0:
                 continue
-        base = grp[g, START]
-        if last_t[s] == NO_TIME:
-            _insert(vx, base, grp[g, N_X], x)
-            grp[g, N_X] += 1
-        else:
-            _move(vx, base, grp[g, N_X], last_x[s], x)
-        last_x[s] = x
-        last_t[s] = t
-        grp[g, LO_T] = min(grp[g, LO_T], t)
-        grp[g, HI_T] = max(grp[g, HI_T], t)
-        m_x, m_s = _stale(g, t, fresh_s, grp, members, last_x, last_t, stat, n_dev, on,
-                          ex_x, ex_s)
-        m_x = _add_value(ex_x, m_x, x)  # the sample's own value is not its reference
-        n_x = grp[g, N_X]
-        if n_x - m_x < min_neighbours:
-            continue
-        d = x - _median_excluding(vx, base, n_x, ex_x, m_x, ranks)
-        n_dev[s] += 1
-        if n_dev[s] == 1:
-            fast[s] = d
-            slow[s] = d
-            stat[s] = 0.0
-            dev_t[s] = t
-            if score_from[s] == NO_TIME:
-                score_from[s] = t + warmup_s
-            continue  # not started: not in the statistic set, before or now
-        dt = float(t - dev_t[s])
-        dev_t[s] = t
-        if dt != last_dt:  # samples a step apart share their weights
-            last_dt = dt
-            e_fast = 1.0 - math.exp(-dt / tau_fast_s)
-            e_slow = 1.0 - math.exp(-dt / tau_slow_s)
-            e_cross = 1.0 - math.exp(-dt / tau_cross_s)
-            e_pool = 1.0 - math.exp(-dt / tau_pool_s)
-        was_in = on[s] == 0 and n_dev[s] > 2  # in the statistic set before this sample
-        was = abs(stat[s])
-        if was_in:
-            m_s = _add_value(ex_s, m_s, was)
-        a_fast = max(e_fast, 1.0 / n_dev[s])
-        a_slow = max(e_slow, 1.0 / n_dev[s])
-        fast[s] += a_fast * (d - fast[s])
-        stat[s] = fast[s] - slow[s]
-        learn = x > low[s]  # a censored value (at or below the bound) is not learnt
-        n_s = grp[g, N_S]
-        sd_x = 0.0
-        if n_s - m_s > 0:
-            sd_x = SD_PER_MEDIAN_ABS * _median_excluding(vs, base, n_s, ex_s, m_s, ranks)
-        if n_s - m_s >= min_neighbours:
-            if cross[s] == 0.0:
-                cross[s] = sd_x
+            if grp[g].next_t == NO_TIME:  # the group's first sample: its clock starts
+                grp[g].next_t = tick_of(t, step_s)
+                lo_next = min(lo_next, grp[g].next_t) if lo_next != NO_TIME else NO_TIME
+            if not valid[i] or not np.isfinite(x):
+                continue
+            if flags_in[i] != 0:
+                if flags_in[i] == IMPLAUSIBLE and x < h.low:
+                    x = h.low  # below the range: counts as its bound (censored)
+                else:
+                    c = cold[s]
+                    if flags_in[i] & POLLUTION and c.x_w != NO_TIME and x != c.x:
+                        c.ex_t = t  # an excursion of the node, away from its last mean
+                        c.ex_sign = 1 if x > c.x else -1
+                    continue
+            tick = tick_of(t, step_s)
+            if tick < grp[g].next_t:  # its window was judged already
+                late += 1
+                continue
+            slot = (tick // step_s) & 1
+            if h.w_t[slot] != tick:
+                h.w_t[slot] = tick
+                h.w_sum[slot] = x
+                h.w_n[slot] = 1
             else:
-                cross[s] += e_cross * (sd_x - cross[s])
-        if t >= score_from[s] and n_s - m_s >= min_neighbours:
-            sd = max(SD_PER_MAD * pool[g], cross[s], sd_floor[s])
-            z = stat[s] / sd
-            r = abs(z) / k
-            sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
-            if abs(z) > co_k:
-                ex_t[s] = t
-                ex_sign[s] = sgn
-            co = _comoving(s, sgn, t - co_hold_s, node_slot, node_members, node_start,
-                           ex_t, ex_sign)
-            if r > 1.0 or (on[s] and r > release):
-                if on[s] == 0:
-                    on_t[s] = t
-                if on[s] == 0 or abs(stat[s]) >= peak[s] + grow_k * sd:
-                    peak[s] = abs(stat[s])  # onset, or grown by grow_k sd: still drifting
-                    peak_t[s] = t
-                on[s] = 1
-                if co:  # a pollution episode: drift only if it grows beyond it afterwards
-                    peak[s] = max(peak[s], abs(stat[s]))
-                    peak_t[s] = NO_TIME
-                if not co and peak_t[s] >= t - grow_s and t - on_t[s] >= confirm_s:
-                    out_flags[i] = DRIFT
-                else:  # a pollution episode, a level that stopped growing, or too early
-                    r = min(r, 1.0)
-            elif on[s]:  # the flag ends: relearn the offset from here
-                on[s] = 0
-                n_dev[s] = 1
-                fast[s] = d
-                slow[s] = d
-                stat[s] = 0.0
-                score_from[s] = t + relearn_s
-            elif learn:
-                if not (co and abs(z) > co_k):  # not learnt from a pollution episode
-                    slow[s] += a_slow * (d - slow[s])
-                n_pool[g] += 1
-                a = abs(stat[s])
-                if n_pool[g] > 100:
-                    a = min(a, pool_clip * pool[g])
-                a_pool = max(1.0 / n_pool[g], e_pool / group_size[g])
-                pool[g] += a_pool * (a - pool[g])
-            out_score[i] = r / (1.0 + r)
-        elif learn:
-            slow[s] += a_slow * (d - slow[s])
-        is_in = on[s] == 0 and n_dev[s] >= 2  # keep the statistic set in step
-        if was_in and is_in:
-            _move(vs, base, n_s, was, abs(stat[s]))
-        elif was_in:
-            _delete(vs, base, n_s, was)
-            grp[g, N_S] -= 1
-        elif is_in:
-            _insert(vs, base, n_s, abs(stat[s]))
-            grp[g, N_S] += 1
-    ranks[0] = kept != kept  # the read-ahead's sum, kept so that it is not left out
+                h.w_sum[slot] += x
+                h.w_n[slot] += 1
+            grp[g].hi_w = max(grp[g].hi_w, tick)
+            out_flags[i] = h.flag
+            out_score[i] = h.score
+        jj = end
+    clock[0] = lo_next
+    return late

@@ -144,119 +144,187 @@ def test_ungrouped_and_lonely_series_are_not_scored() -> None:
 
 
 def _oracle(batches, flags, group, config, sd_floor, low, node):
-    """The rule as documented, sample by sample in plain Python: sorting the fresh
-    neighbours' values and statistics for every sample (what the kernel's sorted sets
-    replace). Returns the flags and scores of every batch, concatenated."""
+    """The rule as documented, in plain Python: per timestamp (in time order), first the
+    ticks it completes in the groups of its samples, tick by tick and groups in order; a
+    tick sorts its fresh members' window means and statistics afresh for every member (what
+    the kernel's two sorts per tick replace); then the samples' window sums. Returns the
+    flags and scores of every batch, concatenated."""
     import math
 
     c = config
+    step = c.step_s
     n = len(group)
-    last_x, last_t = [math.nan] * n, [None] * n
+    members = {g: [s for s in range(n) if group[s] == g] for g in set(group) if g >= 0}
+    win = [{} for _ in range(n)]  # tick -> [sum, count] of the open windows
+    x, x_w = [math.nan] * n, [None] * n
     n_dev, score_from, dev_t = [0] * n, [None] * n, [0] * n
     fast, slow, stat, cross, on = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0] * n
-    ex_t, ex_sign, peak, peak_t, on_t = [None] * n, [0] * n, [0.0] * n, [None] * n, [0] * n
-    pool, n_pool = {}, {}
-    size = {g: group.count(g) for g in set(group)}
+    ex_t, ex_sign, tx = [None] * n, [0] * n, [[] for _ in range(n)]
+    peak, peak_t, on_t = [0.0] * n, [None] * n, [0] * n
+    verdict = [(0, 0.0)] * n
+    next_t, hi_w, pool, n_pool = {}, {}, {}, {}
+
+    def tick_of(t):
+        return -((-t) // step) * step
 
     def median(v):
         v = sorted(v)
         mid = len(v) // 2
         return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
 
-    out_f, out_s = [], []
-    for b, fl in zip(batches, flags, strict=True):
-        f, sc = np.zeros(len(b), np.uint16), np.zeros(len(b))
-        for i in np.argsort(b.ts_s, kind="stable"):
-            s, t, x = int(b.series[i]), int(b.ts_s[i]), float(b.value[i])
-            g = group[s]
-            if g < 0 or not b.valid[i] or not math.isfinite(x):
+    def excursion_before(o, tick):  # the newest of the two kept ticks before ``tick``
+        before = [(u, sg) for u, sg in tx[o] if u < tick]
+        return max(before) if before else (None, 0)
+
+    def comoving(s, sgn, since, tick):
+        if sgn == 0 or node[s] < 0:
+            return False
+        for o in range(n):
+            if o == s or node[o] != node[s]:
                 continue
-            if fl[i]:
-                if fl[i] == 8 and x < low:  # IMPLAUSIBLE below the range
-                    x = low
+            if ex_t[o] is not None and ex_t[o] >= since and ex_sign[o] == sgn:
+                return True
+            u, sg = excursion_before(o, tick)
+            if u is not None and u >= since and sg == sgn:
+                return True
+        return False
+
+    def judge(g, tick):
+        fresh = []
+        for o in members[g]:
+            verdict[o] = (0, 0.0)
+            if tick in win[o]:
+                total, count = win[o].pop(tick)
+                x[o], x_w[o] = total / count, tick
+            if x_w[o] is not None and x_w[o] >= tick - c.fresh_s:
+                fresh.append(o)
+        if len(fresh) - 1 < c.min_neighbours:
+            return
+        d, a_slow, e_cross, e_pool = {}, {}, {}, {}
+        for o in fresh:
+            d[o] = x[o] - median([x[q] for q in fresh if q != o])
+            n_dev[o] += 1
+            if n_dev[o] == 1:
+                fast[o] = slow[o] = d[o]
+                stat[o], dev_t[o] = 0.0, tick
+                score_from[o] = tick + c.warmup_s if score_from[o] is None else score_from[o]
+                continue
+            dt = float(tick - dev_t[o])
+            dev_t[o] = tick
+            a_fast = max(1.0 - math.exp(-dt / c.tau_fast_s), 1.0 / n_dev[o])
+            a_slow[o] = max(1.0 - math.exp(-dt / c.tau_slow_s), 1.0 / n_dev[o])
+            e_cross[o] = 1.0 - math.exp(-dt / c.tau_cross_s)
+            e_pool[o] = 1.0 - math.exp(-dt / c.tau_pool_s)
+            fast[o] += a_fast * (d[o] - fast[o])
+            stat[o] = fast[o] - slow[o]
+        quiet = {o: abs(stat[o]) for o in fresh if on[o] == 0 and n_dev[o] >= 2}
+        for o in fresh:
+            if o not in a_slow:
+                continue
+            others = [v for q, v in quiet.items() if q != o]
+            if len(others) >= c.min_neighbours:
+                sd_x = 1.482602218505602 * median(others)
+                if cross[o] == 0.0:
+                    cross[o] = sd_x
                 else:
-                    if fl[i] & 19 and last_t[s] is not None and x != last_x[s]:  # SPIKE...
-                        ex_t[s], ex_sign[s] = t, (1 if x > last_x[s] else -1)
-                    continue
-            last_x[s], last_t[s] = x, t
-            fresh = [o for o in range(n) if o != s and group[o] == g
-                     and last_t[o] is not None and abs(t - last_t[o]) <= c.fresh_s]  # fmt: skip
-            if len(fresh) < c.min_neighbours:
-                continue
-            d = x - median([last_x[o] for o in fresh])
-            n_dev[s] += 1
-            if n_dev[s] == 1:
-                fast[s] = slow[s] = d
-                stat[s], dev_t[s] = 0.0, t
-                score_from[s] = t + c.warmup_s if score_from[s] is None else score_from[s]
-                continue
-            dt = float(t - dev_t[s])
-            dev_t[s] = t
-            a_fast = max(1.0 - math.exp(-dt / c.tau_fast_s), 1.0 / n_dev[s])
-            a_slow = max(1.0 - math.exp(-dt / c.tau_slow_s), 1.0 / n_dev[s])
-            fast[s] += a_fast * (d - fast[s])
-            stat[s] = fast[s] - slow[s]
-            learn = x > low
-            quiet = [abs(stat[o]) for o in fresh if on[o] == 0 and n_dev[o] >= 2]
-            if len(quiet) >= c.min_neighbours:
-                sd_x = 1.482602218505602 * median(quiet)
-                if cross[s] == 0.0:
-                    cross[s] = sd_x
-                else:
-                    cross[s] += (1.0 - math.exp(-dt / c.tau_cross_s)) * (sd_x - cross[s])
-            if t < score_from[s] or len(quiet) < c.min_neighbours:
+                    cross[o] += e_cross[o] * (sd_x - cross[o])
+            learn = x[o] > low
+            if tick < score_from[o] or len(others) < c.min_neighbours:
                 if learn:
-                    slow[s] += a_slow * (d - slow[s])
+                    slow[o] += a_slow[o] * (d[o] - slow[o])
                 continue
-            sd = max(math.sqrt(math.pi / 2.0) * pool.get(g, 0.0), cross[s], sd_floor)
-            z = stat[s] / sd
+            sd = max(math.sqrt(math.pi / 2.0) * pool.get(g, 0.0), cross[o], sd_floor)
+            z = stat[o] / sd
             r = abs(z) / c.k
             sgn = (z > 0) - (z < 0)
             if abs(z) > c.co_k:
-                ex_t[s], ex_sign[s] = t, sgn
-            co = sgn != 0 and node[s] >= 0 and any(
-                o != s and node[o] == node[s] and ex_t[o] is not None
-                and ex_t[o] >= t - c.co_hold_s and ex_sign[o] == sgn for o in range(n))  # fmt: skip
-            if r > 1.0 or (on[s] and r > c.release):
-                if not on[s]:
-                    on_t[s] = t
-                if not on[s] or abs(stat[s]) >= peak[s] + c.grow_k * sd:
-                    peak[s], peak_t[s] = abs(stat[s]), t
-                on[s] = 1
+                tx[o] = [e for e in tx[o] if e[0] != tick][-1:] + [(tick, sgn)]
+            co = comoving(o, sgn, tick - c.co_hold_s, tick)
+            flag = 0
+            if r > 1.0 or (on[o] and r > c.release):
+                if not on[o]:
+                    on_t[o] = tick
+                if not on[o] or abs(stat[o]) >= peak[o] + c.grow_k * sd:
+                    peak[o], peak_t[o] = abs(stat[o]), tick
+                on[o] = 1
                 if co:
-                    peak[s], peak_t[s] = max(peak[s], abs(stat[s])), None
-                grown = peak_t[s] is not None and peak_t[s] >= t - c.grow_s
-                if not co and grown and t - on_t[s] >= c.confirm_s:
-                    f[i] = DRIFT
+                    peak[o], peak_t[o] = max(peak[o], abs(stat[o])), None
+                grown = peak_t[o] is not None and peak_t[o] >= tick - c.grow_s
+                if not co and grown and tick - on_t[o] >= c.confirm_s:
+                    flag = DRIFT
                 else:
                     r = min(r, 1.0)
-            elif on[s]:
-                on[s], n_dev[s], fast[s], slow[s], stat[s] = 0, 1, d, d, 0.0
-                score_from[s] = t + c.relearn_s
+            elif on[o]:
+                on[o], n_dev[o], fast[o], slow[o], stat[o] = 0, 1, d[o], d[o], 0.0
+                score_from[o] = tick + c.relearn_s
             elif learn:
                 if not (co and abs(z) > c.co_k):
-                    slow[s] += a_slow * (d - slow[s])
+                    slow[o] += a_slow[o] * (d[o] - slow[o])
                 n_pool[g] = n_pool.get(g, 0) + 1
-                a = abs(stat[s])
+                a = abs(stat[o])
                 p = pool.get(g, 0.0)
                 if n_pool[g] > 100:
                     a = min(a, c.pool_clip * p)
-                a_pool = max(1.0 / n_pool[g],
-                             (1.0 - math.exp(-dt / c.tau_pool_s)) / size[g])  # fmt: skip
-                pool[g] = p + a_pool * (a - p)
-            sc[i] = r / (1.0 + r)
+                pool[g] = p + max(1.0 / n_pool[g], e_pool[o] / len(members[g])) * (a - p)
+            verdict[o] = (flag, r / (1.0 + r))
+
+    out_f, out_s = [], []
+    for b, fl in zip(batches, flags, strict=True):
+        f, sc = np.zeros(len(b), np.uint16), np.zeros(len(b))
+        order = [int(i) for i in np.argsort(b.ts_s, kind="stable")]
+        for t in sorted({int(b.ts_s[i]) for i in order}):
+            rows = [i for i in order if int(b.ts_s[i]) == t]
+            for i in rows:  # a group's clock starts at its first sample
+                g = group[int(b.series[i])]
+                if g >= 0 and g not in next_t:
+                    next_t[g] = tick_of(t)
+            due = sorted({g for i in rows if (g := group[int(b.series[i])]) >= 0
+                          and next_t[g] + c.lag_s < t})  # fmt: skip
+            while due:
+                tick = min(next_t[g] for g in due)
+                for g in due:
+                    if next_t[g] != tick:
+                        continue
+                    if g not in hi_w or hi_w[g] < tick - c.fresh_s:  # nobody fresh
+                        for o in members[g]:
+                            verdict[o] = (0, 0.0)
+                        next_t[g] = tick_of(t)
+                    else:
+                        judge(g, tick)
+                        next_t[g] += step
+                due = [g for g in due if next_t[g] + c.lag_s < t]
+            for i in rows:
+                s, xi = int(b.series[i]), float(b.value[i])
+                g = group[s]
+                if g < 0 or not b.valid[i] or not math.isfinite(xi):
+                    continue
+                if fl[i]:
+                    if fl[i] == 8 and xi < low:  # IMPLAUSIBLE below the range
+                        xi = low
+                    else:
+                        if fl[i] & 19 and x_w[s] is not None and xi != x[s]:  # SPIKE...
+                            ex_t[s], ex_sign[s] = t, (1 if xi > x[s] else -1)
+                        continue
+                tick = tick_of(t)
+                if tick < next_t[g]:  # late
+                    continue
+                acc = win[s].setdefault(tick, [0.0, 0])
+                acc[0] = xi if acc[1] == 0 else acc[0] + xi
+                acc[1] += 1
+                hi_w[g] = max(hi_w.get(g, tick), tick)
+                f[i], sc[i] = verdict[s]
         out_f.append(f)
         out_s.append(sc)
     return np.concatenate(out_f), np.concatenate(out_s)
 
 
-def test_results_are_those_of_sorting_the_fresh_neighbours() -> None:
-    """The kernel's sorted sets against the rule sample by sample: neighbours that fall
-    silent (stale) and come back, ties, censored values, other rules' flags, NaN, rows out of
-    time order and late batches, and a checkpoint taken halfway."""
-    config = DriftConfig(k=2.0, warmup_s=600, relearn_s=300, fresh_s=150, min_neighbours=2,
-                         co_k=1.5, co_hold_s=240, grow_k=0.5, grow_s=1200,
-                         confirm_s=120)  # fmt: skip
+def test_results_are_those_of_the_rule_in_plain_python() -> None:
+    """The kernel against the rule in plain Python: neighbours that fall silent (stale) and
+    come back, ties, censored values, other rules' flags, NaN, rows out of time order, late
+    batches (their samples too late for a judged window), and a checkpoint taken halfway."""
+    config = DriftConfig(step_s=120, lag_s=30, k=2.0, warmup_s=600, relearn_s=300,
+                         fresh_s=150, min_neighbours=2, co_k=1.5, co_hold_s=240, grow_k=0.5,
+                         grow_s=1200, confirm_s=120)  # fmt: skip
     for seed in range(3):
         rng = np.random.default_rng(seed)
         group = [int(g) for g in rng.permutation([0] * 9 + [1] * 4 + [2] * 2 + [-1])]
