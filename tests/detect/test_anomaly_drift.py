@@ -238,7 +238,7 @@ def _oracle(batches, flags, group, config, sd_floor, low, node):
             r = abs(z) / c.k
             sgn = (z > 0) - (z < 0)
             if abs(z) > c.co_k:
-                tx[o] = [e for e in tx[o] if e[0] != tick][-1:] + [(tick, sgn)]
+                tx[o] = [*[e for e in tx[o] if e[0] != tick][-1:], (tick, sgn)]
             co = comoving(o, sgn, tick - c.co_hold_s, tick)
             flag = 0
             if r > 1.0 or (on[o] and r > c.release):
