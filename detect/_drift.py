@@ -66,7 +66,7 @@ import yaml
 
 from detect._anomaly_kernels import DRIFT, NO_TIME
 from detect._batch import ReadingBatch
-from detect._drift_kernels import COLD, GROUP, HOT, drift_batch, is_nondecreasing
+from detect._drift_kernels import COLD, GROUP, HOT, LINE, drift_batch, is_nondecreasing
 from detect._state import new_records
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
@@ -183,8 +183,8 @@ class NeighbourDrift:
         self.n_series = 0
         self.n_groups = 0
         self.late = 0
-        self._hot = new_records(HOT, max(1, capacity))
-        self._cold = new_records(COLD, max(1, capacity))
+        self._hot = new_records(HOT, max(1, capacity), LINE)
+        self._cold = new_records(COLD, max(1, capacity), LINE)
         self._grp = new_records(GROUP, 16)
         self._index: tuple[np.ndarray, ...] | None = None
         self._clock = np.array([NO_TIME], np.int64)  # derived: see drift_batch
@@ -192,8 +192,8 @@ class NeighbourDrift:
     def _need_series(self, n: int) -> None:
         if n > self._hot.shape[0]:
             capacity = max(n, 2 * self._hot.shape[0])
-            self._hot = _grown(self._hot, HOT, capacity, self.n_series)
-            self._cold = _grown(self._cold, COLD, capacity, self.n_series)
+            self._hot = _grown(self._hot, HOT, capacity, self.n_series, LINE)
+            self._cold = _grown(self._cold, COLD, capacity, self.n_series, LINE)
 
     def _need_groups(self, n_groups: int) -> None:
         if n_groups > self._grp.shape[0]:
@@ -256,7 +256,7 @@ class NeighbourDrift:
             scratch = (np.empty(m, np.int64), np.empty(m), np.empty(m), np.empty(m),
                        np.empty(m), np.empty((m, 2)))  # fmt: skip
             self._index = (
-                np.ascontiguousarray(group_of),
+                np.ascontiguousarray(group_of, np.int64),
                 members,
                 start,
                 node_slot,
@@ -315,8 +315,8 @@ class NeighbourDrift:
         n_groups = int(arrays["next_t"].shape[0])
         self.n_series = n
         self.n_groups = n_groups
-        self._hot = new_records(HOT, max(n, 16))
-        self._cold = new_records(COLD, max(n, 16))
+        self._hot = new_records(HOT, max(n, 16), LINE)
+        self._cold = new_records(COLD, max(n, 16), LINE)
         self._grp = new_records(GROUP, max(n_groups, 16))
         for rows, fields_ in ((self._hot, HOT), (self._cold, COLD)):
             for name in fields_:
@@ -329,7 +329,7 @@ class NeighbourDrift:
 
 
 def _grown(rows: np.ndarray, fields_: dict[str, tuple[type, float, int]], capacity: int,
-           used: int) -> np.ndarray:  # fmt: skip
-    grown = new_records(fields_, capacity)
+           used: int, line: int = 0) -> np.ndarray:  # fmt: skip
+    grown = new_records(fields_, capacity, line)
     grown[:used] = rows[:used]
     return grown

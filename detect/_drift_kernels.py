@@ -39,36 +39,37 @@ LATEST = np.iinfo(np.int64).max
 
 # Per-series records (detect/_drift.py builds them): HOT is what every sample touches,
 # COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
-HOT = {
-    "group_of": (np.int64, -1, 0),
+HOT = {  # 64 bytes: one cache line (``LINE``)
+    "group_of": (np.int32, -1, 0),
+    "flag": (np.int32, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
     "low": (np.float64, -math.inf, 0),
     "w_t": (np.int64, NO_TIME, 2),  # the two open windows: their ticks,
     "w_sum": (np.float64, 0.0, 2),  # sums of usable values
-    "w_n": (np.int64, 0, 2),  # and counts
-    "flag": (np.int64, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
+    "w_n": (np.int32, 0, 2),  # and counts
     "score": (np.float64, 0.0, 0),
 }
-COLD = {
-    "sd_floor": (np.float64, 1e-6, 0),
-    "node_of": (np.int64, -1, 0),
+COLD = {  # three cache lines; the first holds what every tick reads
     "x": (np.float64, math.nan, 0),  # the latest window mean
     "x_w": (np.int64, NO_TIME, 0),  # and its tick
     "n_dev": (np.int64, 0, 0),
-    "score_from": (np.int64, NO_TIME, 0),
     "dev_t": (np.int64, NO_TIME, 0),
     "fast": (np.float64, 0.0, 0),
     "slow": (np.float64, 0.0, 0),
     "stat": (np.float64, 0.0, 0),
-    "cross": (np.float64, 0.0, 0),
     "on": (np.int64, 0, 0),
+    "cross": (np.float64, 0.0, 0),
+    "score_from": (np.int64, NO_TIME, 0),
+    "sd_floor": (np.float64, 1e-6, 0),
+    "peak": (np.float64, 0.0, 0),
+    "peak_t": (np.int64, NO_TIME, 0),
+    "on_t": (np.int64, NO_TIME, 0),
+    "node_of": (np.int64, -1, 0),
     "ex_t": (np.int64, NO_TIME, 0),  # last excursion another rule flagged, and its sign
     "ex_sign": (np.int64, 0, 0),
     "tx_t": (np.int64, NO_TIME, 2),  # the two last ticks in an excursion of the statistic
     "tx_sign": (np.int64, 0, 2),
-    "peak": (np.float64, 0.0, 0),
-    "peak_t": (np.int64, NO_TIME, 0),
-    "on_t": (np.int64, NO_TIME, 0),
 }
+LINE = 64
 # Per-group state: the next tick to judge, the latest window with data, the pooled sd.
 GROUP = {
     "next_t": (np.int64, NO_TIME, 0),
