@@ -406,6 +406,8 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
                                    tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s,
                                    fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s,
                                    confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains, due)
+        tick = tick_of(t, step_s)  # the window of this timestamp (a division: once a run)
+        slot = (tick // step_s) & 1
         for ii in range(jj, end):  # then the samples
             if ii + AHEAD < n:
                 prefetch_item(hot, series[order[ii + AHEAD]])
@@ -419,7 +421,7 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
             if g < 0:
                 continue
             if grp[g].next_t == NO_TIME:  # the group's first sample: its clock starts
-                grp[g].next_t = tick_of(t, step_s)
+                grp[g].next_t = tick
                 lo_next = min(lo_next, grp[g].next_t) if lo_next != NO_TIME else NO_TIME
             if not valid[i] or not np.isfinite(x):
                 continue
@@ -432,11 +434,9 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
                         c.ex_t = t  # an excursion of the node, away from its last mean
                         c.ex_sign = 1 if x > c.x else -1
                     continue
-            tick = tick_of(t, step_s)
             if tick < grp[g].next_t:  # its window was judged already
                 late += 1
                 continue
-            slot = (tick // step_s) & 1
             if h.w_t[slot] != tick:
                 h.w_t[slot] = tick
                 h.w_sum[slot] = x
