@@ -16,7 +16,7 @@ from typing import Any
 from detect import Detector, DetectorConfig
 from firmware_sim import FleetRun, load_scenario, run_fleet
 from grid import IncidentRouter, IncidentStore, RoutedIncident
-from ingest import InfluxV1Sink, IngestConfig, IngestService, count_stored
+from ingest import HourlyAqi, InfluxV1Sink, IngestConfig, IngestService, count_stored
 from tianwang.mqtt import BrokerAddress
 from tianwang.registry import load_registry
 from tianwang.services import InfluxDB, Mosquitto
@@ -115,6 +115,7 @@ async def run_pipeline(
                     f"{ingest.counts['rejected_readings']} rejected of {total} readings"
                 )
             await ingest.close_hours(int(fleet.end))
+        await HourlyAqi(sink, sink, registry).hours(fleet.start, fleet.end)  # the aqi panels
         stored = await count_stored(sink)
     return DemoResult(
         fleet,
