@@ -4,6 +4,17 @@
 from dashboards._build import AIR, air_limits, build_dashboards
 from dashboards._influxql import DATASOURCE_UID
 from dashboards._provision import write_provisioning
+from dashboards._push import PushError, PushResult, push_dashboards
 from dashboards._text import LANGS
 
-__all__ = ["AIR", "DATASOURCE_UID", "LANGS", "air_limits", "build_dashboards", "write_provisioning"]
+__all__ = [
+    "AIR",
+    "DATASOURCE_UID",
+    "LANGS",
+    "PushError",
+    "PushResult",
+    "air_limits",
+    "build_dashboards",
+    "push_dashboards",
+    "write_provisioning",
+]

@@ -13,61 +13,23 @@ from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common, dashboard
 
+from dashboards._health import ingest_dashboard, node_health_dashboard
 from dashboards._influxql import DATASOURCE, InfluxQL
+from dashboards._maps import aqi_distribution, aqi_map, status_map
 from dashboards._text import Lang, text
+from dashboards._variables import AIR, WHERE_NODE, WHERE_PLACE, quantity_variable, variables
 from tianwang.standards import gb3095
 
-AIR = ("PM2.5", "PM10", "SO2", "NO2", "O3", "CO")
+__all__ = ["AIR", "air_limits", "build_dashboards"]
+
 UNITS = {"CO": "mg/m³"}  # every other air quantity is in µg/m³
 # $__interval means are closest to the 1-hour limits; PM has only 24-hour ones.
 PERIODS = ("1h", "24h")
-# Regex matches so that a multi-value or "All" selection works the same way.
-WHERE_PLACE = '"township" =~ /^$township$/ AND "village" =~ /^$village$/'
-WHERE_NODE = f'{WHERE_PLACE} AND "node" =~ /^$node$/'
 
 
 def _f(name: str) -> str:
     """A quoted field key: PM2.5 and NH3-N need the quotes in InfluxQL."""
     return f'"{name}"'
-
-
-def _tag_values(key: str, where: str = "") -> str:
-    query = f'SHOW TAG VALUES FROM "sample" WITH KEY = "{key}"'
-    return f"{query} WHERE {where}" if where else query
-
-
-def _query_variable(name: str, lang: Lang, query: str, multi: bool) -> dash_b.QueryVariable:
-    return (
-        dash_b.QueryVariable(name)
-        .label(text(name, lang))
-        .datasource(DATASOURCE)
-        .query(query)
-        .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD)
-        .sort(dashboard.VariableSort.ALPHABETICAL_ASC)
-        .multi(multi)
-        .include_all(multi)
-    )
-
-
-def variables(lang: Lang, node_multi: bool = True) -> list[dash_b.QueryVariable]:
-    """county > township > village > node, each filtered by the ones above it."""
-    return [
-        _query_variable("county", lang, _tag_values("county"), False),
-        _query_variable("township", lang, _tag_values("township", '"county" =~ /^$county$/'), True),
-        _query_variable(
-            "village", lang, _tag_values("village", '"township" =~ /^$township$/'), True
-        ),
-        _query_variable("node", lang, _tag_values("node", WHERE_PLACE), node_multi),
-    ]
-
-
-def quantity_variable(lang: Lang) -> dash_b.CustomVariable:
-    return (
-        dash_b.CustomVariable("quantity")
-        .label(text("quantity", lang))
-        .values(",".join(AIR))
-        .current(dashboard.VariableOption(text="PM2.5", value="PM2.5"))
-    )
 
 
 def air_limits(quantity: str, day: date) -> tuple[str, float, float] | None:
@@ -137,7 +99,8 @@ def station_dashboard(lang: Lang, day: date) -> dashboard.Dashboard:
 
 
 def overview_dashboard(lang: Lang, day: date) -> dashboard.Dashboard:
-    """The grid at a glance: latest value and last report of every node, daily exceedances."""
+    """The grid at a glance: node maps by AQI and by status, the AQI category distribution,
+    latest value and last report of every node, daily exceedances per township."""
     latest = (
         'SELECT last("$quantity") AS "value" FROM "sample" WHERE '
         f'{WHERE_PLACE} AND $timeFilter GROUP BY "township", "village", "node"'
@@ -167,7 +130,10 @@ def overview_dashboard(lang: Lang, day: date) -> dashboard.Dashboard:
     for variable in [*variables(lang), quantity_variable(lang)]:
         board = board.with_variable(variable)
     board = (
-        board.with_panel(
+        board.with_panel(aqi_map(lang))
+        .with_panel(status_map(lang))
+        .with_panel(aqi_distribution(lang))
+        .with_panel(
             table.Panel()
             .title(text("latest", lang))
             .datasource(DATASOURCE)
@@ -199,7 +165,12 @@ def overview_dashboard(lang: Lang, day: date) -> dashboard.Dashboard:
 def build_dashboards(lang: Lang, day: date | None = None) -> dict[str, dict]:
     """Dashboard JSON models by uid. ``day`` picks the GB 3095 edition (default today)."""
     day = day or date.today()
-    boards = [station_dashboard(lang, day), overview_dashboard(lang, day)]
+    boards = [
+        overview_dashboard(lang, day),
+        station_dashboard(lang, day),
+        node_health_dashboard(lang),
+        ingest_dashboard(lang),
+    ]
     for board in boards:
         for number, panel in enumerate(board.panels or [], 1):
             panel.id_val = number  # Grafana links and embeds panels by id

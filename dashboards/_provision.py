@@ -11,21 +11,25 @@ from dashboards._build import build_dashboards
 from dashboards._influxql import DATASOURCE_UID
 from dashboards._text import Lang
 
+FOLDER = ("tianwang", "tianwang")  # (uid, title) of the dashboards' folder
+
+
+def datasource_model(influx_url: str, database: str) -> dict:
+    """The InfluxDB data source, as provisioning files and the HTTP API both take it."""
+    return {
+        "name": "tianwang InfluxDB",
+        "uid": DATASOURCE_UID,  # the panels refer to it by this uid
+        "type": "influxdb",
+        "access": "proxy",
+        "url": influx_url,
+        "jsonData": {"version": "InfluxQL", "dbName": database, "httpMode": "POST"},
+    }
+
 
 def datasource_file(influx_url: str, database: str) -> dict:
     return {
         "apiVersion": 1,
-        "datasources": [
-            {
-                "name": "tianwang InfluxDB",
-                "uid": DATASOURCE_UID,  # the panels refer to it by this uid
-                "type": "influxdb",
-                "access": "proxy",
-                "url": influx_url,
-                "jsonData": {"version": "InfluxQL", "dbName": database, "httpMode": "POST"},
-                "editable": False,
-            }
-        ],
+        "datasources": [{**datasource_model(influx_url, database), "editable": False}],
     }
 
 
@@ -35,7 +39,8 @@ def provider_file(dashboards_path: str) -> dict:
         "providers": [
             {
                 "name": "tianwang",
-                "folder": "tianwang",
+                "folder": FOLDER[1],
+                "folderUid": FOLDER[0],
                 "type": "file",
                 "disableDeletion": False,
                 "allowUiUpdates": False,

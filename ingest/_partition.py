@@ -17,8 +17,11 @@ def township_of_worker(county: str, township: str, workers: int) -> int:
     return zlib.crc32(f"{county}/{township}".encode()) % workers
 
 
+KINDS = ("data", "status", "health")
+
+
 def partition_filters(registry: Registry, workers: int, index: int,
-                      kinds: tuple[str, ...] = ("data", "status")) -> list[str]:  # fmt: skip
+                      kinds: tuple[str, ...] = KINDS) -> list[str]:  # fmt: skip
     """The topic filters of worker ``index`` of ``workers``: one per township and kind."""
     if workers < 1 or not 0 <= index < workers:
         raise ValueError(f"worker {index} of {workers}: need 0 <= index < workers")

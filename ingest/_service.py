@@ -26,24 +26,27 @@ from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._backoff import Backoff
 from ingest._dedup import SeqWindow
 from ingest._influx import Sink, SinkError, SinkRejected
-from ingest._lines import node_tags, sample_lines
+from ingest._lines import node_health_line, node_tags, sample_lines
 from ingest._liveness import Deadman
 from ingest._metrics import IngestMetrics
 from ingest._quarantine import Quarantine, Rejected
+from ingest._report import Reporter
 from ingest._subscriber import Subscriber
 from ingest._validate import MessageValidator
 from tianwang.aio import cancel_and_wait
-from tianwang.codec import PayloadError, Reading, decode_status
+from tianwang.codec import PayloadError, Reading, decode_health, decode_status
 from tianwang.mqtt import BrokerAddress
 from tianwang.quantities import quantity_table
 from tianwang.registry import Node, Registry
-from tianwang.topics import DATA_FILTER, STATUS_FILTER, TopicError, parse_topic
+from tianwang.topics import DATA_FILTER, HEALTH_FILTER, STATUS_FILTER, TopicError, parse_topic
 
 log = logging.getLogger(__name__)
 
 # Retry delays (module-level so that tests can shrink them).
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
+# Health reports held for the next report write at most (QoS 0 data: the oldest go first).
+HEALTH_BUFFER_MAX = 100_000
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
@@ -62,11 +65,13 @@ class IngestConfig:
     quarantine_path: rejected payloads also go to this JSON-lines file (bounded).
     max_future_s, max_age_s: readings stamped further ahead or older are rejected.
     offline_after_periods, offline_min_s: the deadman (``ingest/_liveness.py``).
+    report_interval_s: how often node state, health reports and ingest's own counters are
+        written to the TSDB (``ingest/_report.py``); also once at start and at exit.
     """
 
     broker: BrokerAddress
     client_id: str = "tianwang-ingest"
-    topic_filters: tuple[str, ...] = (DATA_FILTER, STATUS_FILTER)
+    topic_filters: tuple[str, ...] = (DATA_FILTER, STATUS_FILTER, HEALTH_FILTER)
     batch_max: int = 5000
     flush_interval_s: float = 0.2
     receive_maximum: int = 16384
@@ -78,6 +83,7 @@ class IngestConfig:
     offline_after_periods: float = 3.0
     offline_min_s: float = 180.0
     deadman_interval_s: float = 5.0
+    report_interval_s: float = 30.0
 
 
 class _Pending:
@@ -139,6 +145,9 @@ class IngestService:
         self.quarantine = Quarantine(config.quarantine_path, config.quarantine_max_bytes)
         self.deadman = Deadman(registry, clock, config.offline_after_periods,
                                config.offline_min_s)  # fmt: skip
+        self.reporter = Reporter(registry, self.deadman, config.client_id, config.topic_filters,
+                                 clock)  # fmt: skip
+        self._health_lines: list[str] = []  # node_health points for the next report
         self._validator = MessageValidator(registry, quantity_table(),
                                            max_future_s=config.max_future_s,
                                            max_age_s=config.max_age_s)  # fmt: skip
@@ -159,13 +168,16 @@ class IngestService:
     async def __aenter__(self) -> Self:
         self._pending = _Pending()
         await self._subscriber.start()  # the first connection fails loudly; gmqtt retries later
-        self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self._watch())]
+        self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self._watch()),
+                       asyncio.create_task(self._report_loop())]  # fmt: skip
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await cancel_and_wait(*self._tasks, *([self._early] if self._early else []))
         with contextlib.suppress(SinkError):
             await self.flush()
+        with contextlib.suppress(SinkError):
+            await self.report()
         await self._subscriber.stop()
         self.quarantine.close()
 
@@ -188,6 +200,9 @@ class IngestService:
         """Validate one message and queue its readings; bad input is counted, never raised."""
         if topic.endswith("/status"):
             self._status(topic, payload)
+            return
+        if topic.endswith("/health"):
+            self._health(topic, payload)
             return
         self.counts["messages"] += 1
         self.metrics.count_messages()
@@ -240,6 +255,52 @@ class IngestService:
             return
         self.deadman.said[node.id] = status.state
         self.counts["status"] += 1
+
+    def _health(self, topic: str, payload: bytes) -> None:
+        """A node's health report: kept for the next report write (``node_health``)."""
+        try:
+            place, _ = parse_topic(topic)
+            health = decode_health(payload)
+        except (TopicError, PayloadError) as exc:
+            self._reject(getattr(exc, "reason", "bad_topic"), topic, payload, str(exc))
+            return
+        node = self.registry.nodes.get(health.node)
+        if node is None or node.place != place:
+            self._reject("topic_mismatch", topic, payload, f"health of {health.node!r}")
+            return
+        self._health_lines.append(node_health_line(self._tags[node.id], health))
+        del self._health_lines[:-HEALTH_BUFFER_MAX]
+        self.counts["health"] += 1
+
+    async def report(self) -> None:
+        """Write the node states, the health reports received since the last report and the
+        worker's own counters (``ingest/_report.py``); raises SinkError, keeping the health
+        reports for the next try."""
+        health, self._health_lines = self._health_lines, []
+        self.counts["seq_gaps"] = self._dedup.gaps
+        gauges = {"pending": len(self._pending) if self._pending is not None else 0,
+                  "inflight": self._inflight, "nodes_offline": len(self.deadman.offline),
+                  "spool_bytes": getattr(self.sink, "spool_bytes", None)}  # fmt: skip
+        lines = [*health, *self.reporter.node_lines(),
+                 *self.reporter.ingest_lines(self.counts, self.rejections, gauges,
+                                             self.metrics.lag)]  # fmt: skip
+        try:
+            async with self._flush_lock:
+                await self.sink.write(lines)
+        except SinkRejected as exc:
+            self._reject("tsdb_rejected", "", "\n".join(lines).encode(), str(exc))
+        except SinkError:
+            self._health_lines[:0] = health
+            del self._health_lines[:-HEALTH_BUFFER_MAX]
+            raise
+
+    async def _report_loop(self) -> None:
+        while True:
+            try:
+                await self.report()
+            except SinkError as exc:
+                log.warning("report write failed: %s", exc)
+            await asyncio.sleep(self.config.report_interval_s)
 
     def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
         self.rejections[reason] += 1

@@ -40,6 +40,8 @@ ADAPTERS = {
     "pymodbus": {"edge/_modbus.py"},
     "httpx": {"ingest/_influx.py", "tianwang/services.py"},
     "influxdb_client": {"ingest/_influx.py"},
+    "grafana_client": {"dashboards/_push.py"},
+    "requests": {"dashboards/_push.py"},
 }
 PROJECT = set(ALLOWED)
 

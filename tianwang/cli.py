@@ -138,6 +138,20 @@ def _dashboards_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards_push(args: argparse.Namespace) -> int:
+    """Create or update the folder, data source and dashboards in a Grafana (HTTP API)."""
+    from dashboards import PushError, push_dashboards
+
+    try:
+        result = push_dashboards(args.url, args.token, args.lang, args.influx, args.database)
+    except PushError as exc:
+        print(f"cannot push the dashboards: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"folder": result.folder, "datasource": result.datasource,
+                      "dashboards": result.dashboards}))  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tianwang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -221,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         help="where Grafana will find the dashboard JSON files (the provider's path)",
     )
     boards_build.set_defaults(run=_dashboards_build)
+    boards_push = boards_sub.add_parser("push", help="create or update them in a Grafana")
+    boards_push.add_argument("--url", required=True, help="Grafana, e.g. http://grafana:3000")
+    boards_push.add_argument("--token", required=True, help="a service account token")
+    boards_push.add_argument("--lang", choices=("zh", "en"), default="zh", help="titles")
+    boards_push.add_argument("--influx", default="http://127.0.0.1:8086",
+                             help="InfluxDB 1.x URL as Grafana reaches it")  # fmt: skip
+    boards_push.add_argument("--database", default="tianwang")
+    boards_push.set_defaults(run=_dashboards_push)
 
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -208,3 +208,31 @@ def encode_status(status: Status) -> bytes:
 def decode_status(payload: bytes) -> Status:
     doc = _load(payload, "status-v1")
     return Status(doc["node"], doc["state"], None if doc["ts"] is None else parse_ts(doc["ts"]))
+
+
+class Health(NamedTuple):
+    """A node's periodic health report (data/schema/health-v1.schema.json); None where the
+    node could not read a value."""
+
+    node: str
+    ts_ms: int
+    uptime_s: float
+    outbox_depth: int
+    dropped: int
+    readings_published: int
+    reconnects: int
+    driver_errors: int
+    clock_offset_s: float | None
+    clock_synced: bool | None
+    cpu_temp_c: float | None
+    sampling_s: float
+
+
+def decode_health(payload: bytes) -> Health:
+    doc = _load(payload, "health-v1")
+    return Health(
+        doc["node"], parse_ts(doc["ts"]), float(doc["uptime_s"]), int(doc["outbox_depth"]),
+        int(doc["dropped"]), int(doc["readings_published"]), int(doc["reconnects"]),
+        int(doc["driver_errors"]), doc["clock_offset_s"], doc["clock_synced"],
+        doc["cpu_temp_c"], float(doc["sampling_s"]),
+    )  # fmt: skip

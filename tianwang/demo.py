@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from detect import Detector, DetectorConfig
 from firmware_sim import FleetRun, load_scenario, run_fleet
 from grid import IncidentRouter, IncidentStore, RoutedIncident
-from ingest import InfluxV1Sink, IngestConfig, IngestService, count_stored
+from ingest import HourlyAqi, InfluxV1Sink, IngestConfig, IngestService, count_stored
 from tianwang.mqtt import BrokerAddress
 from tianwang.registry import load_registry
 from tianwang.services import InfluxDB, Mosquitto
@@ -82,8 +82,10 @@ async def run_pipeline(
     speed: float,
     echo: Callable[[str], None] = print,
     broker_control: Mosquitto | None = None,
+    ingest_settings: Mapping[str, Any] | None = None,
 ) -> DemoResult:
-    """Fleet -> broker -> ingest -> detector -> grid, and every reading into InfluxDB."""
+    """Fleet -> broker -> ingest -> detector -> grid, and every reading into InfluxDB.
+    ``ingest_settings`` replace IngestConfig fields (tests shrink the report interval)."""
     registry = load_registry(grid_path)
     scenario = load_scenario(scenario_path, registry)
     store = IncidentStore(f"sqlite:///{var / 'incidents.sqlite'}")
@@ -100,7 +102,10 @@ async def run_pipeline(
         async with IngestService(
             # Simulated time is not the wall clock (a scenario may start on a fixed date, and
             # runs at `speed`): ingest's time window would reject it as stale or future.
-            IngestConfig(address, max_future_s=None, max_age_s=None),
+            replace(
+                IngestConfig(address, max_future_s=None, max_age_s=None),
+                **(ingest_settings or {}),
+            ),
             registry,
             detector,
             sink,
@@ -115,6 +120,7 @@ async def run_pipeline(
                     f"{ingest.counts['rejected_readings']} rejected of {total} readings"
                 )
             await ingest.close_hours(int(fleet.end))
+        await HourlyAqi(sink, sink, registry).hours(fleet.start, fleet.end)  # the aqi panels
         stored = await count_stored(sink)
     return DemoResult(
         fleet,

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +31,13 @@ from grid import (
     webhook_secrets_from_env,
 )
 from ingest import (
+    HourlyAqi,
     InfluxV1Sink,
     InfluxV2Sink,
     IngestConfig,
     IngestMetrics,
     IngestService,
+    SinkError,
     SpoolingSink,
     partition_filters,
     worker_config,
@@ -43,6 +46,8 @@ from tianwang.mqtt import BrokerAddress, MqttLink
 from tianwang.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
+
+AQI_INTERVAL_S = 300.0  # how often worker 0 recomputes the last hours' AQI (InfluxDB 1.x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,8 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     metrics = IngestMetrics()
     server = metrics.serve(port=options.metrics_port) if options.metrics_port is not None else None
     stop = stop or _stop_on_signals()
-    spool = SpoolingSink(_sink(options), work / "spool", options.spool_max_mb << 20)
+    tsdb = _sink(options)
+    spool = SpoolingSink(tsdb, work / "spool", options.spool_max_mb << 20)
     alerts = MqttLink(BrokerAddress.parse(options.broker), f"{config.client_id}-alerts")
     try:
         service = IngestService(config, registry, detector, spool, router.handle_async,
@@ -105,6 +111,10 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
         async with alerts, spool, service as ingest:
             escalator.notifier = _notifier(alerts, registry.county)
             escalation = asyncio.create_task(escalator.run(stop))
+            tasks = [escalation]
+            if isinstance(tsdb, InfluxV1Sink) and options.worker == 0:  # InfluxQL reads
+                tasks.append(asyncio.create_task(_hourly_aqi(HourlyAqi(tsdb, spool, registry),
+                                                             stop)))  # fmt: skip
             log.info("ingest worker %d of %d on %s", options.worker, options.workers,
                      ", ".join(config.topic_filters))  # fmt: skip
             while not stop.is_set():
@@ -113,11 +123,22 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
                 detector.checkpoint(checkpoint)
             await ingest.flush()
             detector.checkpoint(checkpoint)
-            await escalation
+            await asyncio.gather(*tasks)
             return dict(ingest.counts)
     finally:
         if server is not None:
             server.close()
+
+
+async def _hourly_aqi(job: HourlyAqi, stop: asyncio.Event) -> None:
+    """The ``aqi`` measurement: the last hours recomputed every AQI_INTERVAL_S until stop."""
+    while not stop.is_set():
+        try:
+            await job.update(time.time())
+        except SinkError as exc:
+            log.warning("hourly AQI not written: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), AQI_INTERVAL_S)
 
 
 def _notifier(alerts: MqttLink, county: str) -> Notifier:

@@ -167,6 +167,31 @@ def gb3096() -> Standard:
     return Standard(raw["standard"], tuple(editions))
 
 
+@dataclass(frozen=True, slots=True)
+class AqiCategory:
+    """One AQI level of HJ 633 Table 2: AQI up to ``aqi_max`` (None: no bound)."""
+
+    level: int
+    aqi_max: int | None
+    zh: str
+    en: str
+    color: str
+
+
+@cache
+def aqi_categories() -> tuple[AqiCategory, ...]:
+    """The six AQI levels, lowest first (data/standards/hj633.yaml ``categories``)."""
+    return tuple(AqiCategory(**c) for c in _read("hj633.yaml")["categories"])
+
+
+def aqi_level(aqi: float) -> int:
+    """The HJ 633 level (1-6) of an AQI value (an integer, as the standard rounds it)."""
+    for category in aqi_categories():
+        if category.aqi_max is None or aqi <= category.aqi_max:
+            return category.level
+    raise StandardError(f"no AQI level for {aqi}")
+
+
 def noise_day_hours() -> tuple[int, int]:
     """GB 3096 day (昼间) as local [start, end) hours from the data file (06-22); counties
     may set their own (HJ 212-2017 Table 4)."""

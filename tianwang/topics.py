@@ -13,6 +13,7 @@ PREFIX: Final = "tw/v1"
 KINDS: Final = frozenset({"data", "status", "cfg", "cfg_ack", "health"})
 DATA_FILTER: Final = f"{PREFIX}/+/+/+/+/data"
 STATUS_FILTER: Final = f"{PREFIX}/+/+/+/+/status"
+HEALTH_FILTER: Final = f"{PREFIX}/+/+/+/+/health"
 
 
 class TopicError(ValueError):
