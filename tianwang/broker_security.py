@@ -85,6 +85,11 @@ class BrokerFiles:
     def password_file(self, user: str) -> Path:
         return credential_path(self.credentials, user)
 
+    def summary(self) -> dict[str, object]:
+        """What was written, for the command's output: no password, no hash."""
+        return {"conf": str(self.conf), "users": len(self.users), "created": len(self.created),
+                "rotated": list(self.rotated), "removed": list(self.removed)}  # fmt: skip
+
 
 def broker_users(registry: Registry) -> tuple[BrokerUser, ...]:
     """The users of a county's broker and what each may write and read."""
@@ -110,8 +115,9 @@ def broker_users(registry: Registry) -> tuple[BrokerUser, ...]:
     seen: dict[str, str] = {}
     for user in users:
         if user.name in seen:
-            raise BrokerConfigError(f"broker user {user.name!r} is both a {seen[user.name]} and "
-                                    f"a {user.role}: give one of them another id")  # fmt: skip
+            raise BrokerConfigError(f"broker user {user.name!r} would be both the "
+                                    f"{seen[user.name]} and the {user.role} of that id: give "
+                                    "one of them another id")  # fmt: skip
         seen[user.name] = user.role
     return tuple(users)
 

@@ -58,9 +58,13 @@ def issue_test_pki(
     folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), name: str = "tianwang"
 ) -> ServerTls:
     """A new CA (``ca.crt``, ``ca.key``) and a server certificate for ``hosts``
-    (``server.crt``, ``server.key``) in ``folder``; keys are P-256, mode 0600."""
+    (``server.crt``, ``server.key``) in ``folder``; keys are P-256, mode 0600. If the folder
+    already has them they are kept: nodes provisioned with the CA keep trusting the broker."""
     if not hosts:
         raise PkiError("a server certificate needs at least one host name or address")
+    kept = ServerTls(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    if all(p.exists() for p in (kept.ca, kept.cert, kept.key)):
+        return kept
     folder.mkdir(parents=True, exist_ok=True)
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt",
@@ -84,4 +88,4 @@ def issue_test_pki(
              "-out", "server.crt", cwd=folder)  # fmt: skip
     for key in ("ca.key", "server.key"):
         os.chmod(folder / key, 0o600)
-    return ServerTls(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    return kept
