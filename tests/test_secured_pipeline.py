@@ -5,6 +5,7 @@ InfluxDB; and replayed or rewound seqs, which ingest refuses with a reason code 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import math
 from collections.abc import Iterator
@@ -53,16 +54,23 @@ class Broker:
         return self.out / "tls" / "ca.crt"
 
 
-@pytest.fixture
-def broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Broker]:
+@contextlib.contextmanager
+def secured_broker(tmp_path: Path) -> Iterator[Broker]:
+    """``tianwang broker-config`` for the example county, and Mosquitto run with it."""
     out, plain, tls = tmp_path / "broker", free_port(), free_port()
     code = main(["broker-config", "--grid", str(ROOT / "examples" / "county.yaml"),
                  "--out", str(out), "--listen", f"127.0.0.1:{plain}",
                  "--tls-listen", f"127.0.0.1:{tls}", "--tls-self-signed", "127.0.0.1,localhost",
                  "--run-as", getpass.getuser(), "--data", str(tmp_path / "data")])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    assert code == 0, "tianwang broker-config failed (its stderr is captured)"
     with ConfiguredMosquitto(tmp_path / "mosquitto", out / "mosquitto.conf", plain) as process:
         yield Broker(process, out, plain, tls)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with secured_broker(tmp_path) as started:
+        yield started
 
 
 async def _ignore(events: list[object]) -> None:
