@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLES
 from tests.helpers import Recorder
 from tianwang.aio import cancel_and_wait
 from tianwang.broker_security import (
@@ -36,6 +37,7 @@ from tianwang.broker_security import (
     broker_users,
     write_broker_config,
 )
+from tianwang.cli import main
 from tianwang.mqtt import BrokerAddress, LinkError, MqttLink, TlsFiles
 from tianwang.pki import ServerTls, issue_test_pki
 from tianwang.registry import Registry, parse_registry
@@ -323,8 +325,14 @@ async def _rotation(setup: Secured) -> dict[str, object]:
     async with listening(setup.link(INGEST_USER, "test-ingest-user"), "tw/v1/#") as ingest:
         await held_a.__aenter__()
         async with setup.link(B, "tw-edge-yy-0002", tls=True) as held_b:
-            setup.regenerate(rotate=(A,))
-            setup.broker.reload()
+            assert setup.broker.proc is not None
+            code = main(["broker-config", "--grid", str(EXAMPLES / "county.yaml"),
+                         "--out", str(setup.out), "--listen", f"127.0.0.1:{setup.plain_port}",
+                         "--tls-listen", f"127.0.0.1:{setup.tls_port}",
+                         "--tls-ca", str(setup.tls.ca), "--tls-cert", str(setup.tls.cert),
+                         "--tls-key", str(setup.tls.key), "--run-as", getpass.getuser(),
+                         "--rotate", A, "--reload-pid", str(setup.broker.proc.pid)])  # fmt: skip
+            assert code == 0
             # Mosquitto rechecks connected clients on reload: A's old session is dropped
             deadline = time.monotonic() + ROTATION_TIMEOUT_S
             dropped = False
@@ -353,3 +361,20 @@ async def _rotation(setup: Secured) -> dict[str, object]:
 def test_a_rotated_password_takes_effect_on_sighup(secured: Secured) -> None:
     assert asyncio.run(_rotation(secured)) == {"dropped": True, "old": "refused",
                                                "new": "accepted"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--tls-listen", "127.0.0.1:8883"], id="tls-listener-without-certificates"),
+        pytest.param(["--tls-cert", "x.crt"], id="certificate-without-key-and-ca"),
+        pytest.param(["--listen", "127.0.0.1"], id="listener-without-port"),
+        pytest.param(["--rotate", "nobody"], id="rotating-an-unknown-user"),
+    ],
+)
+def test_broker_config_refuses_bad_arguments(
+    tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = str(EXAMPLES / "county.yaml")
+    assert main(["broker-config", "--grid", grid, "--out", str(tmp_path), *args]) == 2
+    assert "cannot write the broker configuration" in capsys.readouterr().err
