@@ -1,12 +1,11 @@
 """De-duplication by (node, seq) with bounded memory, and refusal of reused seqs.
 
 Per node, the seqs seen within the last ``window`` seqs of the highest one are remembered
-with a fingerprint of the sample they carried (its time and quantity). A seq seen again
-is:
+with the sample time they carried. A seq seen again is:
 
-- ``duplicate`` when it carries the same sample: a QoS 1 redelivery or an outbox resend,
+- ``duplicate`` when it carries the same sample time: a QoS 1 redelivery or an outbox resend,
   which is normal and dropped quietly (counted);
-- ``seq_reused`` when it carries another sample: the node's counter went back (a replaced
+- ``seq_reused`` when it carries another sample time: the node's counter went back (a replaced
   outbox file) or someone replays old seqs with new data. Refused, so that a forged or
   rewound reading cannot take the place of the one stored under that seq;
 - ``seq_rewound`` when it is at or below ``highest - window``: nothing that far back can be
@@ -27,10 +26,10 @@ class SeqWindow:
     def __init__(self, window: int = 65536) -> None:
         self.window = window
         self._highest: dict[str, int] = {}
-        self._seen: dict[str, dict[int, int]] = {}  # node -> seq -> sample fingerprint
+        self._seen: dict[str, dict[int, int]] = {}  # node -> seq -> sample time (ms)
         self.gaps = 0  # seqs skipped when a node's highest seq jumped
 
-    def accept(self, node: str, seq: int, ts_ms: int, quantity: str) -> str | None:
+    def accept(self, node: str, seq: int, ts_ms: int) -> str | None:
         """None if the reading is new (and remember it), else ``duplicate``, ``seq_reused``
         or ``seq_rewound``."""
         highest = self._highest.get(node, -1)
@@ -39,12 +38,13 @@ class SeqWindow:
             seen = self._seen[node] = {}
         if seq <= highest - self.window:
             return SEQ_REWOUND
-        # str hashes are salted per process; the fingerprints live only in this one
-        fingerprint = hash((ts_ms, quantity))
+        # The sample time tells a resend from a reuse: the edge stamps a seq once, and
+        # a replay under a used seq with the same time but another value is dropped as a
+        # duplicate: either way the reading stored first under that seq stays.
         known = seen.get(seq)
         if known is not None:
-            return DUPLICATE if known == fingerprint else SEQ_REUSED
-        seen[seq] = fingerprint
+            return DUPLICATE if known == ts_ms else SEQ_REUSED
+        seen[seq] = ts_ms
         if seq > highest + 1 and highest >= 0:
             self.gaps += seq - highest - 1  # messages lost on the way (or still to come late)
         if seq > highest:

@@ -212,7 +212,7 @@ class IngestService:
                 self._reject(reason or "invalid", topic, payload, f"{raw.quantity} seq {raw.seq}")
                 self.counts["rejected_readings"] += 1
                 continue
-            seen = accept(node.id, reading.seq, reading.ts_ms, reading.quantity)
+            seen = accept(node.id, reading.seq, reading.ts_ms)
             if seen is not None:
                 if seen == DUPLICATE:
                     self.counts[seen] += 1
