@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 READ_BYTES = 4096
 PREVIEW_BYTES = 80  # of a rejected packet, in the log
+_ACCESS_PASSWORD = re.compile(rb"PW=[^;&]*")  # never logged: the preview shows PW=***
 
 
 @dataclass(slots=True)
@@ -210,6 +212,7 @@ class Hj212Bridge:
 
     def _reject(self, exc: Hj212Error, peer: str, frame: bytes) -> None:
         self.rejections[exc.reason] += 1
-        more = "..." if len(frame) > PREVIEW_BYTES else ""
-        packet = f" in {frame[:PREVIEW_BYTES]!r}{more}" if frame else ""
+        shown = _ACCESS_PASSWORD.sub(b"PW=***", frame)
+        more = "..." if len(shown) > PREVIEW_BYTES else ""
+        packet = f" in {shown[:PREVIEW_BYTES]!r}{more}" if frame else ""
         log.warning("HJ 212 logger %s: packet rejected, %s%s", peer, exc, packet)

@@ -50,7 +50,10 @@ def parse_remote_config(payload: bytes, current: Settings) -> RemoteConfig:
 
 
 def readable_id(payload: bytes) -> str | None:
-    """The id of a cfg that may be invalid, so that a rejection can name it."""
+    """The id of a cfg that may be invalid, so that a rejection can name it. An oversized
+    payload is not parsed for it: parsing 1 MB of JSON took 12 MB here (a node is small)."""
+    if len(payload) > MAX_BYTES:
+        return None
     try:
         raw = orjson.loads(payload)
     except orjson.JSONDecodeError:

@@ -32,7 +32,7 @@ import orjson
 from grid._store import Incident
 from tianwang.mqtt import LinkError, MqttLink
 from tianwang.registry import Officer
-from tianwang.topics import PREFIX
+from tianwang.topics import alert_topic
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +197,6 @@ class Notifier:
 
 
 # --- MQTT ---------------------------------------------------------------------------------
-
-
-def alert_topic(county: str, officer_id: str) -> str:
-    """Where an officer's phone app subscribes. Not a node topic (5 levels, not 7): ingest's
-    filters never match it."""
-    return f"{PREFIX}/{county}/_alerts/{officer_id}"
 
 
 class MqttChannel:

@@ -128,7 +128,7 @@ class IngestMetrics:
         )
         self.duplicates = Counter(
             f"{p}_duplicates",
-            "Readings dropped by the (node, seq) window: duplicate or too_old",
+            "Readings dropped as a repeat of a (node, seq) already seen with the same sample",
             ["kind"],
             registry=r,
         )
@@ -171,7 +171,8 @@ class IngestMetrics:
         self.rejected.labels(reason).inc(n)
 
     def duplicate(self, kind: str, n: int = 1) -> None:
-        """``kind`` is ``duplicate`` or ``too_old`` (ingest._dedup.SeqWindow)."""
+        """``kind`` is ``duplicate`` (ingest._dedup.SeqWindow); a reused or rewound seq is a
+        rejection (``reject``), not a duplicate."""
         self.duplicates.labels(kind).inc(n)
 
     def sink_error(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from detect import Detector, ExceedanceEvent, ReadingBatch
 from ingest._backoff import Backoff
-from ingest._dedup import SeqWindow
+from ingest._dedup import DUPLICATE, SeqWindow
 from ingest._influx import Sink, SinkError, SinkRejected
 from ingest._lines import node_health_line, node_tags, sample_lines
 from ingest._liveness import Deadman
@@ -67,6 +67,7 @@ class IngestConfig:
     offline_after_periods, offline_min_s: the deadman (``ingest/_liveness.py``).
     report_interval_s: how often node state, health reports and ingest's own counters are
         written to the TSDB (``ingest/_report.py``); also once at start and at exit.
+    seq_window: seqs per node remembered for de-duplication (``ingest/_dedup.py``).
     """
 
     broker: BrokerAddress
@@ -84,6 +85,7 @@ class IngestConfig:
     offline_min_s: float = 180.0
     deadman_interval_s: float = 5.0
     report_interval_s: float = 30.0
+    seq_window: int = 65536
 
 
 class _Pending:
@@ -151,7 +153,7 @@ class IngestService:
         self._validator = MessageValidator(registry, quantity_table(),
                                            max_future_s=config.max_future_s,
                                            max_age_s=config.max_age_s)  # fmt: skip
-        self._dedup = SeqWindow()
+        self._dedup = SeqWindow(config.seq_window)
         self._sids: dict[str, dict[str, int]] = {}  # node -> quantity -> detector series
         self._tags = {node_id: node_tags(node) for node_id, node in registry.nodes.items()}
         self._flush_lock = asyncio.Lock()
@@ -216,6 +218,7 @@ class IngestService:
         assert pending is not None
         now_ms = self.clock() * 1000.0
         accepted = []
+        refused: dict[str, list[int]] = {}  # seq_reused / seq_rewound -> the seqs
         # the per-reading loop is the hot path (~50k readings/s): names bound once
         check, accept, sids = self._validator.reading, self._dedup.accept, self._sids_of(node)
         for raw in readings:
@@ -224,10 +227,13 @@ class IngestService:
                 self._reject(reason or "invalid", topic, payload, f"{raw.quantity} seq {raw.seq}")
                 self.counts["rejected_readings"] += 1
                 continue
-            seen = accept(node.id, reading.seq)
+            seen = accept(node.id, reading.seq, reading.ts_ms)
             if seen is not None:
-                self.counts[seen] += 1
-                self.metrics.duplicate(seen)
+                if seen == DUPLICATE:
+                    self.counts[seen] += 1
+                    self.metrics.duplicate(seen)
+                else:
+                    refused.setdefault(seen, []).append(reading.seq)
                 continue
             sid = sids.get(reading.quantity)
             pending.series.append(sid if sid is not None else self._series_id(node, reading))
@@ -235,6 +241,11 @@ class IngestService:
             pending.value.append(reading.value)
             pending.valid.append(reading.flag == "N")
             accepted.append(reading)
+        for reason, seqs in refused.items():
+            # one log line and quarantine entry per message, counted per reading
+            detail = f"{len(seqs)} readings, seq {seqs[0]}..{seqs[-1]}"
+            self._reject(reason, topic, payload, detail, n=len(seqs))
+            self.counts["rejected_readings"] += len(seqs)
         if accepted:
             pending.lines += sample_lines(self._tags[node.id], accepted)
             self.readings_by_node[node.id] += len(accepted)
@@ -302,9 +313,9 @@ class IngestService:
                 log.warning("report write failed: %s", exc)
             await asyncio.sleep(self.config.report_interval_s)
 
-    def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
-        self.rejections[reason] += 1
-        self.metrics.reject(reason)
+    def _reject(self, reason: str, topic: str, payload: bytes, detail: str, n: int = 1) -> None:
+        self.rejections[reason] += n
+        self.metrics.reject(reason, n)
         self.quarantine.add(Rejected(reason, topic, payload, detail))
         log.warning("rejected %s on %s: %s", reason, topic, detail)
 

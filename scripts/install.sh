@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# openssl makes the broker's test CA and certificate (tianwang/pki.py, broker-config
+# --tls-self-signed); mosquitto_passwd (package mosquitto) hashes the broker's passwords.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Debian's chromium for the officer console's browser test (Playwright drives it; no
 # `playwright install` download).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)

@@ -127,6 +127,52 @@ def _check_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_config(args: argparse.Namespace) -> int:
+    """Mosquitto configuration, ACL and credentials from the grid file (docs/operations.md,
+    "Security")."""
+    from tianwang.broker_security import (
+        BrokerConfigError,
+        Listener,
+        reload_broker,
+        write_broker_config,
+    )
+    from tianwang.pki import PkiError, ServerTls, issue_test_pki
+
+    try:
+        registry = load_registry(args.grid)
+        tls = None
+        if args.tls_self_signed:
+            tls = issue_test_pki(args.out / "tls", tuple(args.tls_self_signed.split(",")))
+        elif args.tls_cert or args.tls_key or args.tls_ca:
+            if not (args.tls_cert and args.tls_key and args.tls_ca):
+                raise ValueError("--tls-ca, --tls-cert and --tls-key go together")
+            tls = ServerTls(args.tls_ca.resolve(), args.tls_cert.resolve(), args.tls_key.resolve())
+        if args.tls_listen and tls is None:
+            raise ValueError(
+                "--tls-listen needs --tls-ca/--tls-cert/--tls-key or --tls-self-signed"
+            )
+        listeners = [
+            Listener.parse(a)
+            for a in args.listen or ([] if args.tls_listen else ["127.0.0.1:1883"])
+        ]
+        listeners += [Listener.parse(a, tls) for a in args.tls_listen or []]
+        files = write_broker_config(
+            registry,
+            args.out,
+            listeners,
+            rotate=args.rotate or (),
+            run_as=args.run_as,
+            data_dir=args.data,
+        )
+        if args.reload_pid:
+            reload_broker(args.reload_pid)
+    except (RegistryError, BrokerConfigError, PkiError, OSError, ValueError) as exc:
+        print(f"cannot write the broker configuration: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(files.summary() | {"reloaded": bool(args.reload_pid)}))
+    return 0
+
+
 def _dashboards_build(args: argparse.Namespace) -> int:
     """Write the Grafana provisioning tree (docs/dashboards.md)."""
     from dashboards import write_provisioning
@@ -221,6 +267,36 @@ def main(argv: list[str] | None = None) -> int:
     edge_run = edge_sub.add_parser("run", help="run the agent from its configuration file")
     edge_run.add_argument("--config", type=Path, required=True)
     edge_run.set_defaults(run=_edge_run)
+
+    broker = sub.add_parser("broker-config", help="Mosquitto config, ACL and credentials")
+    broker.add_argument("--grid", type=Path, required=True)
+    broker.add_argument("--out", type=Path, required=True, help="folder for the files")
+    broker.add_argument(
+        "--listen",
+        action="append",
+        metavar="HOST:PORT",
+        help="plain MQTT listener (default 127.0.0.1:1883 without --tls-listen)",
+    )
+    broker.add_argument("--tls-listen", action="append", metavar="HOST:PORT")
+    broker.add_argument("--tls-ca", type=Path, help="CA certificate the clients verify against")
+    broker.add_argument("--tls-cert", type=Path, help="the broker's certificate")
+    broker.add_argument("--tls-key", type=Path, help="the broker's private key")
+    broker.add_argument(
+        "--tls-self-signed",
+        metavar="HOSTS",
+        help="make a test CA and server certificate for these comma-separated "
+        "names and addresses in OUT/tls (not for production)",
+    )
+    broker.add_argument("--run-as", help="user Mosquitto switches to (default: mosquitto)")
+    broker.add_argument("--data", type=Path, help="persistence folder")
+    broker.add_argument(
+        "--rotate",
+        action="append",
+        metavar="USER",
+        help="give this user a new password (repeatable)",
+    )
+    broker.add_argument("--reload-pid", type=int, help="SIGHUP this Mosquitto afterwards")
+    broker.set_defaults(run=_broker_config)
 
     boards = sub.add_parser("dashboards", help="Grafana dashboards (docs/dashboards.md)")
     boards_sub = boards.add_subparsers(dest="dashboards_command", required=True)

@@ -156,6 +156,26 @@ class Mosquitto(_Process):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+class ConfiguredMosquitto(_Process):
+    """Mosquitto run with a configuration file written elsewhere (``tianwang broker-config``);
+    ``port`` is one of its listeners, the one waited on for readiness."""
+
+    name = "mosquitto"
+
+    def __init__(self, root: Path, conf: Path, port: int) -> None:
+        super().__init__(root)
+        self.conf = conf
+        self.port = port
+
+    def _command(self) -> list[str]:
+        return [_binary("mosquitto"), "-c", str(self.conf)]
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password file and ACL."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+
+
 class InfluxDB(_Process):
     """A private InfluxDB 1.x (Debian ``influxdb``), HTTP API on a free port."""
 

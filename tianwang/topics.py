@@ -50,3 +50,9 @@ def parse_topic(topic: str) -> tuple[NodeTopic, str]:
 def county_filter(county: str, kind: str = "data") -> str:
     """Subscription filter for one county: how ingest workers split the load."""
     return f"{PREFIX}/{county}/+/+/+/{kind}"
+
+
+def alert_topic(county: str, officer_id: str) -> str:
+    """Where an officer's phone app subscribes. Not a node topic (5 levels, not 7): no node
+    filter matches it, and the broker ACL gives each officer this one topic to read."""
+    return f"{PREFIX}/{county}/_alerts/{officer_id}"

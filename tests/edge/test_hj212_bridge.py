@@ -120,6 +120,9 @@ def test_one_connection_carries_good_and_bad_packets(caplog: pytest.LogCaptureFi
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 7
     assert any("crc: declared 0000" in w and "##" in w for w in warnings)
+    # the preview of a rejected packet hides its access password
+    assert any("PW=***" in w for w in warnings)
+    assert not any("PW=123456" in w or "PW=000000" in w for w in warnings)
 
 
 async def a_garbage_flood_then_a_packet() -> Hj212Bridge:

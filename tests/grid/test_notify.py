@@ -5,6 +5,7 @@ test), an HTTP receiver that checks the HMAC signature, and aiosmtpd. A failing 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import socket
@@ -144,6 +145,25 @@ def test_webhook_is_signed_and_carries_the_incident(receiver: Receiver) -> None:
     assert payload["action"] == "escalated" and payload["officer"] == "off-v1"
     assert payload["incident"]["id"] == 7 and payload["incident"]["severity"] == "critical"
     assert payload["incident"]["place"] == "沂源县 南麻街道 东里村"
+
+
+def test_a_receiver_verifies_the_signature_without_our_code(receiver: Receiver) -> None:
+    """What a receiver written from docs/architecture.md alone does: HMAC-SHA256 of the raw
+    body with the shared secret, hex, after "sha256="; a wrong secret or an altered body
+    does not verify, and the receiver's 401 is not retried."""
+    [delivery] = asyncio.run(Notifier([WebhookChannel(_secrets)]).send(
+        _notice(_officer(webhook=receiver.url))))  # fmt: skip
+    assert delivery.status == "sent"
+    [(body, _, _)] = receiver.calls
+    header = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert sign(body, SECRET) == header
+    assert sign(body + b" ", SECRET) != header and sign(body, SECRET + "x") != header
+
+    receiver.secret, receiver.calls = "the receiver's other secret", []
+    channel = WebhookChannel(_secrets, retries=2, backoff_s=0.01)
+    [refused] = asyncio.run(Notifier([channel]).send(_notice(_officer(webhook=receiver.url))))
+    assert refused == Delivery("webhook", "failed", 1, "HTTP 401")
+    assert [signed for _, signed, _ in receiver.calls] == [False]
 
 
 def test_webhook_retries_5xx_then_succeeds(receiver: Receiver) -> None:
