@@ -44,6 +44,9 @@ first matching detection's sample time minus the label's start. ``false_per_seri
 unmatched detections of the group per series and simulated day. ``strict_precision``: the
 kind's matches / (those + false + ``other_label_detections``): a detection on a series during
 (or just after) a label of another kind counts as false (e.g. drift raised by a plume).
+``missed_but_implausible``: labels of the kind its group missed on whose series the
+``IMPLAUSIBLE`` rule fired during the label (a sensor drifting below its range: still a
+miss here, but an incident for the officer).
 """
 
 from __future__ import annotations
@@ -267,6 +270,7 @@ def score(result: dict[str, Any], hours: float) -> list[dict[str, Any]]:
         dets += detections(result["flags"][sid], result["times"][sid], key)
     group_of = {k: ("shift" if k in _SHIFT_KINDS else k) for k in (*FAULT_KINDS, *EPISODE_KINDS)}
     first: dict[str, float] = {}
+    implausible_in: set[str] = set()  # labels with an out_of_range detection inside them
     tp: dict[str, int] = defaultdict(int)
     fp: dict[str, int] = defaultdict(int)
     other: dict[str, int] = defaultdict(int)
@@ -274,6 +278,8 @@ def score(result: dict[str, Any], hours: float) -> list[dict[str, Any]]:
         hits = [r for r in by_series.get(d.series, [])
                 if r["start_min"] * 60 <= d.start_s < r["end_min"] * 60]  # fmt: skip
         mine = [r for r in hits if group_of[r["kind"]] == d.group]
+        if d.group == "out_of_range":
+            implausible_in.update(r["id"] for r in hits)
         for r in mine:
             tp[r["kind"]] += 1
             first[r["id"]] = min(first.get(r["id"], math.inf), d.start_s - r["start_min"] * 60)
@@ -305,6 +311,8 @@ def score(result: dict[str, Any], hours: float) -> list[dict[str, Any]]:
             "out_of_reach": sum(r["kind"] == "drift" and (r["node"], r["quantity"]) in lonely
                                 for r in mine),
             "other_label_detections": other[group],
+            "missed_but_implausible": sum(r["id"] not in first and r["id"] in implausible_in
+                                          for r in mine),
             "strict_precision": round(tp[kind] / (tp[kind] + fp[group] + other[group]), 3)
             if tp[kind] else 0.0,
             "false_per_series_day": round(fp[group] / n_series / (hours / 24), 4),
