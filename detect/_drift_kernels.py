@@ -41,7 +41,8 @@ LATEST = np.iinfo(np.int64).max
 # COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
 HOT = {  # 64 bytes: one cache line (``LINE``)
     "group_of": (np.int32, -1, 0),
-    "flag": (np.int32, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
+    "flag": (np.int16, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
+    "below": (np.int16, 0, 0),  # the last usable sample was below the range
     "low": (np.float64, -math.inf, 0),
     "w_t": (np.int64, NO_TIME, 2),  # the two open windows: their ticks,
     "w_sum": (np.float64, 0.0, 2),  # sums of usable values
@@ -427,13 +428,17 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
                 continue
             if flags_in[i] != 0:
                 if flags_in[i] == IMPLAUSIBLE and x < h.low:
-                    x = h.low  # below the range: counts as its bound (censored)
+                    if h.below == 0:  # a first one counts as the bound (censored): a glitch
+                        x = h.low
+                    h.below = 1  # in a run, as it is: how far the sensor has gone
                 else:
                     c = cold[s]
                     if flags_in[i] & POLLUTION and c.x_w != NO_TIME and x != c.x:
                         c.ex_t = t  # an excursion of the node, away from its last mean
                         c.ex_sign = 1 if x > c.x else -1
                     continue
+            else:
+                h.below = 0
             if tick < grp[g].next_t:  # its window was judged already
                 late += 1
                 continue
