@@ -2,16 +2,23 @@
 
 A drifting sensor looks like weather from its own series alone; against its neighbours
 (the other nodes of its township measuring the same quantity) it does not, because most of
-the weather is common to a county. Per sample of series ``s`` in group ``g``, in time order:
+the weather is common to a county. The rule judges each group on a time grid: at every tick
+(a multiple of ``step_s``; once the group's samples are ``lag_s`` past it), for each member
+``s`` of group ``g`` with a value (its mean over the window ``(tick - step_s, tick]``, or its
+previous window's while that is within ``fresh_s`` of the tick):
 
-    d     = x - median(latest value of every other member of g, within fresh_s of the sample)
+    d     = x - median(the values of the other members of g at the tick)
     fast  = EWMA of d (time constant tau_fast_s)
     slow  = EWMA of d (tau_slow_s): the node's usual offset from its neighbours, learnt only
             while unflagged and while x is above the quantity's lower bound
     stat  = fast - slow
     sd    = max(pooled sd of stat in g, sd of stat across the other members of g now, sd_floor)
-    DRIFT when |stat| > k * sd, from warmup_s after the series' first scored sample; the
+    DRIFT when |stat| > k * sd, from warmup_s after the series' first scored tick; the
             flag holds until |stat| < release * k * sd
+
+Each sample gets its series' verdict at the group's last judged tick. A drift lasts hours: a
+verdict every few minutes on window means loses nothing of it, and a sample then costs one
+record (its window sum) instead of two sorted sets per group kept up to date.
 
 ``stat`` is a band-pass of the neighbour residual: a node's own weather wanders and comes back
 (it is bounded), a drift keeps growing, so ``stat`` of a drifting node leaves the spread of its
@@ -38,14 +45,16 @@ sd within the last ``grow_s`` (a step, e.g. a source nearby switched on for the 
 being drift ``grow_s`` after it began, if the node's own wander does not pass for growth).
 
 Samples that another rule flagged (``AnomalyFlags``) are ignored (a spike or a stuck value
-would otherwise pass for drift), except a value below the quantity's range (``IMPLAUSIBLE``,
-e.g. a sensor drifting below zero), which counts as the lower bound; a value at or below the
-bound is scored but not learnt (censored). A sample with fewer than ``min_neighbours`` fresh
-neighbours (or as many fresh unflagged ones for the spread) serves as its neighbours'
-reference but is not scored. While flagged, ``slow`` is frozen; when the flag ends the series
-relearns its offset from that sample and is scored again ``relearn_s`` later. The samples of a
-batch are visited in time order (stable sort), so the order of a batch's rows does not matter
-and cutting a stream into batches at any time does not change results.
+would otherwise pass for drift), except values below the quantity's range (``IMPLAUSIBLE``,
+e.g. a sensor drifting below zero): a lone one counts as the lower bound (a glitch), one in a
+run of them as read (how far the sensor has gone). A window mean at or below the bound is
+scored but not learnt (censored). A tick with fewer than ``min_neighbours`` fresh neighbours
+(or as many fresh unflagged ones for the spread) is not scored. While flagged, ``slow`` is
+frozen; when the flag ends the series relearns its offset from that tick and is scored again
+``relearn_s`` later. The samples of a batch are visited in time order (stable sort) and the
+ticks a timestamp completes are judged before its samples are applied, so the order of a
+batch's rows does not matter and cutting a stream into batches does not change results. A
+sample whose window has been judged is left out (``late``).
 
 Settings: detect/data/drift.yaml. The rule is additive (the simulated
 county's weather is); a multiplicative quantity would want ``log x`` (not done).
