@@ -1,6 +1,7 @@
 """Ingest: the MQTT subscriber service between the broker and the detector and TSDB."""
 
 from ingest._influx import InfluxV1Sink, InfluxV2Sink, Sink, SinkError, SinkRejected
+from ingest._journal import DetectorJournal
 from ingest._lines import MEASUREMENT, SAMPLE_MEASUREMENT, node_tags, sample_lines
 from ingest._liveness import RULE_OFFLINE
 from ingest._metrics import IngestMetrics
@@ -14,6 +15,7 @@ __all__ = [
     "MEASUREMENT",
     "RULE_OFFLINE",
     "SAMPLE_MEASUREMENT",
+    "DetectorJournal",
     "InfluxV1Sink",
     "InfluxV2Sink",
     "IngestConfig",

@@ -47,6 +47,9 @@ RETRY_MAX_S = 10.0
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
+# A batch the detector has taken, and the series (node, quantity, limit class, neighbourhood)
+# registered since the previous call, in order: ingest/_journal.py makes them durable.
+DetectedHandler = Callable[[ReadingBatch, list[tuple[str, str, str, str | None]]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class IngestService:
         on_events: EventHandler,
         clock: Callable[[], float] = time.time,
         metrics: IngestMetrics | None = None,
+        on_detected: DetectedHandler | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or IngestMetrics()
@@ -132,6 +136,8 @@ class IngestService:
         self.detector = detector
         self.sink = sink
         self.on_events = on_events
+        self.on_detected = on_detected
+        self._new_series: list[tuple[str, str, str, str | None]] = []
         self.clock = clock
         self.counts: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -261,6 +267,8 @@ class IngestService:
         sid = self._sids_of(node)[quantity] = self.detector.series_id(
             node.id, quantity, limit_class, node.place.township
         )
+        if self.on_detected is not None:
+            self._new_series.append((node.id, quantity, limit_class, node.place.township))
         return sid
 
     async def flush(self) -> None:
@@ -292,9 +300,13 @@ class IngestService:
                 raise
             else:
                 written = True
-            events = self.detector.update(
-                ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value, pending.valid)
-            )
+            batch = ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value,
+                                            pending.valid)  # fmt: skip
+            events = self.detector.update(batch)
+            self.counts["detected"] += len(batch)
+            if self.on_detected is not None:  # before the acknowledgements below
+                self.on_detected(batch, self._new_series)
+                self._new_series = []
             now_ms = self.clock() * 1000.0
             self.counts["stored" if written else "detected_not_stored"] += len(pending)
             pending.done()
