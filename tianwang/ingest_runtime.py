@@ -123,7 +123,8 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
             await escalation
             # Readings in the detector's state over every run on this folder (restarts too).
             return {**ingest.counts, "detector_readings": journal.readings,
-                    "detector_replayed": journal.replayed}  # fmt: skip
+                    "detector_replayed": journal.replayed, "spooled_lines": spool.spooled_lines,
+                    "spool_replayed_lines": spool.replayed_lines}  # fmt: skip
     finally:
         journal.close()
         if server is not None:
