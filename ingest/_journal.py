@@ -21,9 +21,10 @@ Files in the worker's folder, ``g`` the generation:
   (``journal-<g>`` is then ignored).
 
 A journal record is written with one ``write`` and no fsync: it survives a killed process,
-not a power cut (the TSDB side does: the spool fsyncs). Not covered: a batch whose messages
-were fed but whose acknowledgements had not left when the process died is delivered again by
-the broker and fed twice (a window of milliseconds per flush).
+not a power cut (the TSDB side does: the spool fsyncs). A batch fed but whose
+acknowledgements had not left when the process died is delivered again by the broker: the
+replayed readings' (node, seq) go to the new process's de-duplication (``seen``), so it is
+not fed twice (found by the chaos scenario ``ingest_killed``: 168 readings twice).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,11 +44,11 @@ from detect import Detector, ExceedanceEvent, ReadingBatch
 
 log = logging.getLogger(__name__)
 
-SeriesKey = tuple[str, str, str, str | None]  # node, quantity, limit class, neighbourhood
+SeriesKey = tuple[int, str, str, str, str | None]  # id, node, quantity, limit class, township
 LEGACY_CHECKPOINT = "detector.npz"  # one unnumbered checkpoint, as earlier versions wrote
 _HEADER = struct.Struct("<4sII")  # magic, JSON bytes, rows
 _MAGIC = b"TWJ1"
-_ROW_BYTES = 8 + 8 + 8 + 1  # series, ts_s, value, valid
+_ROW_BYTES = 8 + 8 + 8 + 8 + 1  # series, seq, ts_s, value, valid
 _NUMBERED = re.compile(r"detector-(\d+)\.npz")
 
 
@@ -60,8 +62,10 @@ class DetectorJournal:
         self.folder = Path(folder)
         self.readings = 0
         self.replayed = 0
+        self.seen: list[tuple[str, int]] = []  # (node, seq) of the replayed readings
         self._generation = 0
-        self._journal = None
+        self._journal: BinaryIO | None = None
+        self._nodes: dict[int, str] = {}  # series id -> node, for ``seen``
 
     def _path(self, kind: str, generation: int) -> Path:
         suffix = "bin" if kind == "journal" else kind
@@ -78,7 +82,8 @@ class DetectorJournal:
     ) -> tuple[Detector, list[ExceedanceEvent]]:
         """The detector in the state it had when the last process stopped (``build`` makes
         it from a checkpoint path, or new from None), and the events the replay raised
-        again (for the router, which joins them to the incidents they already made)."""
+        again (for the router, which joins them to the incidents they already made). The
+        replayed readings' (node, seq) are in ``seen`` (for ``IngestService.remember``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         newest = self._newest_checkpoint()
         if newest is None:
@@ -89,6 +94,7 @@ class DetectorJournal:
             detector = build(self._path("npz", newest))
             counts = json.loads(self._path("json", newest).read_text())
             self.readings = int(counts["readings"])
+            self._nodes = {int(sid): node for sid, node in counts["nodes"].items()}
             base = newest + 1
         events: list[ExceedanceEvent] = []
         journals = sorted(int(p.stem.split("-")[1]) for p in self.folder.glob("journal-*.bin"))
@@ -109,17 +115,23 @@ class DetectorJournal:
                 log.warning("journal %s: torn record at byte %d ignored", path.name, offset)
                 break  # its messages were never acknowledged: the broker sends them again
             body = offset + _HEADER.size
-            for node, quantity, limit_class, neighbourhood in json.loads(
+            for sid, node, quantity, limit_class, township in json.loads(
                 data[body : body + text_bytes]
             ):
-                detector.series_id(node, quantity, limit_class, neighbourhood)
+                if detector.series_id(node, quantity, limit_class, township) != sid:
+                    raise ValueError(f"journal {path.name}: series {node}/{quantity} changed id")
+                self._nodes[sid] = node
             columns = body + text_bytes
+            seqs = np.frombuffer(data, np.int64, rows, columns + 8 * rows)
             batch = ReadingBatch(
                 np.frombuffer(data, np.int64, rows, columns).copy(),
-                np.frombuffer(data, np.int64, rows, columns + 8 * rows).copy(),
-                np.frombuffer(data, np.float64, rows, columns + 16 * rows).copy(),
-                np.frombuffer(data, np.bool_, rows, columns + 24 * rows).copy(),
+                np.frombuffer(data, np.int64, rows, columns + 16 * rows).copy(),
+                np.frombuffer(data, np.float64, rows, columns + 24 * rows).copy(),
+                np.frombuffer(data, np.bool_, rows, columns + 32 * rows).copy(),
             )
+            self.seen += [(self._nodes[int(sid)], int(seq))
+                          for sid, seq in zip(batch.series, seqs, strict=True)
+                          if int(sid) in self._nodes]  # fmt: skip
             if rows:
                 events += detector.update(batch)
             self.readings += rows
@@ -128,14 +140,16 @@ class DetectorJournal:
         log.info("journal %s: %d readings replayed into the detector", path.name, self.replayed)
         return events
 
-    def record(self, batch: ReadingBatch, new_series: list[SeriesKey]) -> None:
+    def record(self, batch: ReadingBatch, new_series: list[SeriesKey], seqs: list[int]) -> None:
         """Append a batch the detector has just taken, with the series registered since the
-        previous record, in registration order."""
+        previous record, in registration order, and the readings' seqs."""
         assert self._journal is not None, "load first"
+        self._nodes.update((sid, node) for sid, node, *_ in new_series)
         text = json.dumps(new_series).encode()
         self._journal.write(b"".join((
             _HEADER.pack(_MAGIC, len(text), len(batch)), text,
             np.ascontiguousarray(batch.series, np.int64).tobytes(),
+            np.asarray(seqs, np.int64).tobytes(),
             np.ascontiguousarray(batch.ts_s, np.int64).tobytes(),
             np.ascontiguousarray(batch.value, np.float64).tobytes(),
             np.ascontiguousarray(batch.valid, np.bool_).tobytes(),
@@ -149,7 +163,7 @@ class DetectorJournal:
         generation = self._generation
         counts = self._path("json", generation)
         tmp = counts.with_name(counts.name + ".tmp")
-        tmp.write_text(json.dumps({"readings": self.readings}))
+        tmp.write_text(json.dumps({"readings": self.readings, "nodes": self._nodes}))
         os.replace(tmp, counts)
         detector.checkpoint(self._path("npz", generation))
         if self._journal is not None:

@@ -47,9 +47,11 @@ RETRY_MAX_S = 10.0
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
-# A batch the detector has taken, and the series (node, quantity, limit class, neighbourhood)
-# registered since the previous call, in order: ingest/_journal.py makes them durable.
-DetectedHandler = Callable[[ReadingBatch, list[tuple[str, str, str, str | None]]], None]
+# A batch the detector has taken, the series (id, node, quantity, limit class, neighbourhood)
+# registered since the previous call, in order, and the batch's seqs: ingest/_journal.py
+# makes them durable.
+NewSeries = tuple[int, str, str, str, str | None]
+DetectedHandler = Callable[[ReadingBatch, list[NewSeries], list[int]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class _Pending:
         self.ts_s: list[int] = []
         self.value: list[float] = []
         self.valid: list[bool] = []
+        self.seq: list[int] = []
         self.lines: list[str] = []
         self.durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.later: list[asyncio.Future[None]] = []  # merged in after a failed write
@@ -105,6 +108,7 @@ class _Pending:
         self.ts_s += later.ts_s
         self.value += later.value
         self.valid += later.valid
+        self.seq += later.seq
         self.lines += later.lines
         self.later += [later.durable, *later.later]
 
@@ -137,7 +141,7 @@ class IngestService:
         self.sink = sink
         self.on_events = on_events
         self.on_detected = on_detected
-        self._new_series: list[tuple[str, str, str, str | None]] = []
+        self._new_series: list[NewSeries] = []
         self.clock = clock
         self.counts: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -225,12 +229,19 @@ class IngestService:
             pending.ts_s.append(reading.ts_ms // 1000)
             pending.value.append(reading.value)
             pending.valid.append(reading.flag == "N")
+            pending.seq.append(reading.seq)
             accepted.append(reading)
         if accepted:
             pending.lines += sample_lines(self._tags[node.id], accepted)
             self.readings_by_node[node.id] += len(accepted)
             self.counts["readings"] += len(accepted)
             self.metrics.count_readings(len(accepted))
+
+    def remember(self, seen: list[tuple[str, int]]) -> None:
+        """Mark (node, seq) pairs as seen, before intake starts: readings a previous process
+        fed the detector (its journal) whose messages the broker may deliver again."""
+        for node, seq in seen:
+            self._dedup.accept(node, seq)
 
     def _status(self, topic: str, payload: bytes) -> None:
         """A node's retained status (or its last will): kept as what the node says."""
@@ -268,7 +279,7 @@ class IngestService:
             node.id, quantity, limit_class, node.place.township
         )
         if self.on_detected is not None:
-            self._new_series.append((node.id, quantity, limit_class, node.place.township))
+            self._new_series.append((sid, node.id, quantity, limit_class, node.place.township))
         return sid
 
     async def flush(self) -> None:
@@ -305,7 +316,7 @@ class IngestService:
             events = self.detector.update(batch)
             self.counts["detected"] += len(batch)
             if self.on_detected is not None:  # before the acknowledgements below
-                self.on_detected(batch, self._new_series)
+                self.on_detected(batch, self._new_series, pending.seq)
                 self._new_series = []
             now_ms = self.clock() * 1000.0
             self.counts["stored" if written else "detected_not_stored"] += len(pending)

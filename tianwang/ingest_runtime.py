@@ -107,6 +107,7 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     try:
         service = IngestService(config, registry, detector, spool, router.handle_async,
                                 metrics=metrics, on_detected=journal.record)  # fmt: skip
+        service.remember(journal.seen)  # a redelivery of a replayed reading is a duplicate
         if replayed:  # events of the replayed batches: the router joins them to their incidents
             await router.handle_async(replayed)
         async with alerts, spool, service as ingest:

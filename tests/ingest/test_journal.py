@@ -34,9 +34,9 @@ def test_batches_after_the_last_checkpoint_are_replayed_once(tmp_path: Path) -> 
     detector, replayed = journal.load(build)
     assert replayed == [] and journal.readings == 0
     sid = detector.series_id(*SERIES)
-    for batch, new in ((minutes(sid, 0, 29), [SERIES]), (minutes(sid, 30, 59), [])):
+    for batch, new in ((minutes(sid, 0, 29), [(sid, *SERIES)]), (minutes(sid, 30, 59), [])):
         detector.update(batch)
-        journal.record(batch, new)
+        journal.record(batch, new, list(range(batch.ts_s[0] // 60 % 60, 60))[: len(batch)])
         if new:
             journal.checkpoint(detector)  # after the first half hour only
     # SIGKILL here: no checkpoint, no close. The checkpoint alone holds half an hour.
@@ -47,6 +47,7 @@ def test_batches_after_the_last_checkpoint_are_replayed_once(tmp_path: Path) -> 
     again = DetectorJournal(tmp_path)
     restored, _ = again.load(build)
     assert (again.readings, again.replayed) == (60, 30)
+    assert again.seen == [("n1", seq) for seq in range(30, 60)]  # for ingest's de-duplication
     events = restored.update(minutes(restored.series_id(*SERIES), 60, 60))
     assert len(opened(events)) == 1  # 60 valid minutes: the exceeding hour is judged
 
@@ -67,7 +68,7 @@ def test_series_registered_after_the_checkpoint_keep_their_ids(tmp_path: Path) -
     second = detector.series_id(*other)
     batch = minutes(second, 0, 9, 20.0)
     detector.update(batch)
-    journal.record(batch, [other])
+    journal.record(batch, [(second, *other)], list(range(10)))
     journal.close()
     restored, _ = DetectorJournal(tmp_path).load(build)
     assert restored.series_id(*SERIES) == first
