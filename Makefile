@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench chaos
 
 install:
 	@bash scripts/install.sh
@@ -19,3 +19,7 @@ test: lint
 
 bench: install
 	@set -e; for b in benchmarks/bench_*.py; do $(PY) $$b; done
+
+# Fault scenarios on real Mosquitto, InfluxDB and ingest; one JSON line each (docs/operations.md).
+chaos: install
+	$(PY) -m firmware_sim.chaos

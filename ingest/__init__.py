@@ -2,6 +2,7 @@
 
 from ingest._hourly_aqi import HourlyAqi
 from ingest._influx import InfluxV1Sink, InfluxV2Sink, Sink, SinkError, SinkRejected
+from ingest._journal import DetectorJournal
 from ingest._lines import (
     AQI_MEASUREMENT,
     INGEST_MEASUREMENT,
@@ -30,6 +31,7 @@ __all__ = [
     "NODE_STATE_MEASUREMENT",
     "RULE_OFFLINE",
     "SAMPLE_MEASUREMENT",
+    "DetectorJournal",
     "HourlyAqi",
     "InfluxV1Sink",
     "InfluxV2Sink",

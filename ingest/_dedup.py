@@ -17,6 +17,7 @@ A seq not seen before below the highest is a late reading filling a gap, and is 
 
 from __future__ import annotations
 
+ANY_TIME = -(2**63)  # a seq remembered without its sample time (``SeqWindow.remember``)
 DUPLICATE = "duplicate"
 SEQ_REUSED = "seq_reused"
 SEQ_REWOUND = "seq_rewound"
@@ -43,7 +44,7 @@ class SeqWindow:
         # duplicate: either way the reading stored first under that seq stays.
         known = seen.get(seq)
         if known is not None:
-            return DUPLICATE if known == ts_ms else SEQ_REUSED
+            return DUPLICATE if known in (ts_ms, ANY_TIME) else SEQ_REUSED
         seen[seq] = ts_ms
         if seq > highest + 1 and highest >= 0:
             self.gaps += seq - highest - 1  # messages lost on the way (or still to come late)
@@ -53,3 +54,8 @@ class SeqWindow:
                 floor = seq - self.window
                 self._seen[node] = {s: f for s, f in seen.items() if s > floor}
         return None
+
+    def remember(self, node: str, seq: int) -> None:
+        """Mark ``seq`` of ``node`` as seen, its sample time unknown: a reading under it is
+        then a duplicate whatever its time (a redelivery of what a previous process took)."""
+        self.accept(node, seq, ANY_TIME)  # one already seen keeps its time

@@ -50,6 +50,11 @@ HEALTH_BUFFER_MAX = 100_000
 
 
 EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
+# A batch the detector has taken, the series (id, node, quantity, limit class, neighbourhood)
+# registered since the previous call, in order, and the batch's seqs: ingest/_journal.py
+# makes them durable.
+NewSeries = tuple[int, str, str, str, str | None]
+DetectedHandler = Callable[[ReadingBatch, list[NewSeries], list[int]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,7 @@ class _Pending:
         self.ts_s: list[int] = []
         self.value: list[float] = []
         self.valid: list[bool] = []
+        self.seq: list[int] = []
         self.lines: list[str] = []
         self.durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.later: list[asyncio.Future[None]] = []  # merged in after a failed write
@@ -110,6 +116,7 @@ class _Pending:
         self.ts_s += later.ts_s
         self.value += later.value
         self.valid += later.valid
+        self.seq += later.seq
         self.lines += later.lines
         self.later += [later.durable, *later.later]
 
@@ -133,6 +140,7 @@ class IngestService:
         on_events: EventHandler,
         clock: Callable[[], float] = time.time,
         metrics: IngestMetrics | None = None,
+        on_detected: DetectedHandler | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or IngestMetrics()
@@ -140,6 +148,8 @@ class IngestService:
         self.detector = detector
         self.sink = sink
         self.on_events = on_events
+        self.on_detected = on_detected
+        self._new_series: list[NewSeries] = []
         self.clock = clock
         self.counts: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -240,6 +250,7 @@ class IngestService:
             pending.ts_s.append(reading.ts_ms // 1000)
             pending.value.append(reading.value)
             pending.valid.append(reading.flag == "N")
+            pending.seq.append(reading.seq)
             accepted.append(reading)
         for reason, seqs in refused.items():
             # one log line and quarantine entry per message, counted per reading
@@ -251,6 +262,12 @@ class IngestService:
             self.readings_by_node[node.id] += len(accepted)
             self.counts["readings"] += len(accepted)
             self.metrics.count_readings(len(accepted))
+
+    def remember(self, seen: list[tuple[str, int]]) -> None:
+        """Mark (node, seq) pairs as seen, before intake starts: readings a previous process
+        fed the detector (its journal) whose messages the broker may deliver again."""
+        for node, seq in seen:
+            self._dedup.remember(node, seq)
 
     def _status(self, topic: str, payload: bytes) -> None:
         """A node's retained status (or its last will): kept as what the node says."""
@@ -333,6 +350,8 @@ class IngestService:
         sid = self._sids_of(node)[quantity] = self.detector.series_id(
             node.id, quantity, limit_class, node.place.township
         )
+        if self.on_detected is not None:
+            self._new_series.append((sid, node.id, quantity, limit_class, node.place.township))
         return sid
 
     async def flush(self) -> None:
@@ -364,9 +383,13 @@ class IngestService:
                 raise
             else:
                 written = True
-            events = self.detector.update(
-                ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value, pending.valid)
-            )
+            batch = ReadingBatch.from_lists(pending.series, pending.ts_s, pending.value,
+                                            pending.valid)  # fmt: skip
+            events = self.detector.update(batch)
+            self.counts["detected"] += len(batch)
+            if self.on_detected is not None:  # before the acknowledgements below
+                self.on_detected(batch, self._new_series, pending.seq)
+                self._new_series = []
             now_ms = self.clock() * 1000.0
             self.counts["stored" if written else "detected_not_stored"] += len(pending)
             pending.done()

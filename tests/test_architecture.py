@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SUBSYSTEMS = ("edge", "ingest", "detect", "grid", "dashboards", "firmware_sim")
 COMPOSITION_ROOT = {"tianwang.cli", "tianwang.demo", "tianwang.node_runtime", "tianwang.replay",
                     "tianwang.ingest_runtime"}  # fmt: skip
+# The chaos harness (a tester's tool) wires every subsystem together too.
+CHAOS = ("__init__", "__main__", "_rig", "_scenarios", "_escalation", "_fleet1000")
+COMPOSITION_ROOT |= {f"firmware_sim.chaos.{m}" for m in CHAOS}
 # Which project packages each package may import (tianwang = the shared contracts).
 ALLOWED = {
     "tianwang": {"tianwang"},

@@ -81,6 +81,7 @@ def _ingest(args: argparse.Namespace) -> int:
             workers=args.workers, worker=args.worker, client_id=args.client_id,
             metrics_port=args.metrics_port, spool_max_mb=args.spool_max_mb,
             checkpoint_s=args.checkpoint_s, incidents_url=args.incidents,
+            escalation_tick_s=args.escalation_tick_s,
         ))  # fmt: skip
     except (RegistryError, ValueError) as exc:
         print(f"cannot run ingest: {exc}", file=sys.stderr)
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--spool-max-mb", type=int, default=1024)
     ingest.add_argument("--checkpoint-s", type=float, default=60.0)
     ingest.add_argument("--incidents", help="SQLAlchemy URL of the incident store")
+    ingest.add_argument("--escalation-tick-s", type=float,
+                        help="seconds between escalation ticks (default 30)")  # fmt: skip
     ingest.set_defaults(run=_ingest)
 
     grid = sub.add_parser("grid", help="the officers' side: API server, credentials")

@@ -31,6 +31,7 @@ from grid import (
     webhook_secrets_from_env,
 )
 from ingest import (
+    DetectorJournal,
     HourlyAqi,
     InfluxV1Sink,
     InfluxV2Sink,
@@ -67,6 +68,7 @@ class IngestOptions:
     spool_max_mb: int = 1024
     checkpoint_s: float = 60.0
     incidents_url: str | None = None
+    escalation_tick_s: float | None = None  # None: the Escalator's own interval
 
 
 def _sink(options: IngestOptions) -> InfluxV1Sink | InfluxV2Sink:
@@ -77,9 +79,9 @@ def _sink(options: IngestOptions) -> InfluxV1Sink | InfluxV2Sink:
     raise ValueError("give --influx (InfluxDB 1.x) or --influx-v2 (the v2 write API)")
 
 
-def _detector(registry: Registry, checkpoint: Path) -> Detector:
+def _detector(registry: Registry, checkpoint: Path | None) -> Detector:
     config = DetectorConfig(timezone=registry.timezone)
-    if checkpoint.exists():
+    if checkpoint is not None:
         log.info("restoring the detector from %s", checkpoint)
         return Detector.restore(checkpoint, config, registry.permits)
     return Detector(config, registry.permits)
@@ -90,10 +92,13 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     registry = load_registry(options.grid)
     work = options.var / f"ingest-{options.worker}"
     work.mkdir(parents=True, exist_ok=True)
-    checkpoint = work / "detector.npz"
-    detector = _detector(registry, checkpoint)
+    # Checkpoint plus journal: every batch acknowledged before a crash is in the restored state.
+    journal = DetectorJournal(work)
+    detector, replayed = journal.load(lambda checkpoint: _detector(registry, checkpoint))
     store = IncidentStore(options.incidents_url or f"sqlite:///{work / 'incidents.sqlite'}")
-    escalator = Escalator(registry, store)  # its notifier is set once the alert link is up
+    # its notifier is set once the alert link is up
+    tick = {} if options.escalation_tick_s is None else {"interval_s": options.escalation_tick_s}
+    escalator = Escalator(registry, store, **tick)
     router = IncidentRouter(registry, store, lambda routed: escalator.wake())
     base = IngestConfig(BrokerAddress.parse(options.broker), client_id=options.client_id,
                         quarantine_path=work / "quarantine.jsonl")  # fmt: skip
@@ -107,7 +112,10 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     alerts = MqttLink(BrokerAddress.parse(options.broker), f"{config.client_id}-alerts")
     try:
         service = IngestService(config, registry, detector, spool, router.handle_async,
-                                metrics=metrics)  # fmt: skip
+                                metrics=metrics, on_detected=journal.record)  # fmt: skip
+        service.remember(journal.seen)  # a redelivery of a replayed reading is a duplicate
+        if replayed:  # events of the replayed batches: the router joins them to their incidents
+            await router.handle_async(replayed)
         async with alerts, spool, service as ingest:
             escalator.notifier = _notifier(alerts, registry.county)
             escalation = asyncio.create_task(escalator.run(stop))
@@ -120,12 +128,16 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), options.checkpoint_s)
-                detector.checkpoint(checkpoint)
+                journal.checkpoint(detector)
             await ingest.flush()
-            detector.checkpoint(checkpoint)
+            journal.checkpoint(detector)
             await asyncio.gather(*tasks)
-            return dict(ingest.counts)
+            # Readings in the detector's state over every run on this folder (restarts too).
+            return {**ingest.counts, "detector_readings": journal.readings,
+                    "detector_replayed": journal.replayed, "spooled_lines": spool.spooled_lines,
+                    "spool_replayed_lines": spool.replayed_lines}  # fmt: skip
     finally:
+        journal.close()
         if server is not None:
             server.close()
 
