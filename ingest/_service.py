@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -55,6 +55,13 @@ EventHandler = Callable[[list[ExceedanceEvent]], Awaitable[None]]
 # makes them durable.
 NewSeries = tuple[int, str, str, str, str | None]
 DetectedHandler = Callable[[ReadingBatch, list[NewSeries], list[int]], None]
+
+
+class _FromNode(Protocol):
+    node: str
+
+
+_M = TypeVar("_M", bound=_FromNode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,36 +276,38 @@ class IngestService:
         for node, seq in seen:
             self._dedup.remember(node, seq)
 
-    def _status(self, topic: str, payload: bytes) -> None:
-        """A node's retained status (or its last will): kept as what the node says."""
+    def _node_message(self, topic: str, payload: bytes, decode: Callable[[bytes], _M],
+                      what: str) -> tuple[Node, _M] | None:  # fmt: skip
+        """A status or health payload decoded, with the registered node whose topic it came
+        on; None (rejected and counted) when the topic, the payload or the node is wrong."""
         try:
             place, _ = parse_topic(topic)
-            status = decode_status(payload)
+            message = decode(payload)
         except (TopicError, PayloadError) as exc:
             self._reject(getattr(exc, "reason", "bad_topic"), topic, payload, str(exc))
-            return
-        node = self.registry.nodes.get(status.node)
+            return None
+        node = self.registry.nodes.get(message.node)
         if node is None or node.place != place:
-            self._reject("topic_mismatch", topic, payload, f"status of {status.node!r}")
-            return
-        self.deadman.said[node.id] = status.state
-        self.counts["status"] += 1
+            self._reject("topic_mismatch", topic, payload, f"{what} of {message.node!r}")
+            return None
+        return node, message
+
+    def _status(self, topic: str, payload: bytes) -> None:
+        """A node's retained status (or its last will): kept as what the node says."""
+        got = self._node_message(topic, payload, decode_status, "status")
+        if got is not None:
+            node, status = got
+            self.deadman.said[node.id] = status.state
+            self.counts["status"] += 1
 
     def _health(self, topic: str, payload: bytes) -> None:
         """A node's health report: kept for the next report write (``node_health``)."""
-        try:
-            place, _ = parse_topic(topic)
-            health = decode_health(payload)
-        except (TopicError, PayloadError) as exc:
-            self._reject(getattr(exc, "reason", "bad_topic"), topic, payload, str(exc))
-            return
-        node = self.registry.nodes.get(health.node)
-        if node is None or node.place != place:
-            self._reject("topic_mismatch", topic, payload, f"health of {health.node!r}")
-            return
-        self._health_lines.append(node_health_line(self._tags[node.id], health))
-        del self._health_lines[:-HEALTH_BUFFER_MAX]
-        self.counts["health"] += 1
+        got = self._node_message(topic, payload, decode_health, "health")
+        if got is not None:
+            node, health = got
+            self._health_lines.append(node_health_line(self._tags[node.id], health))
+            del self._health_lines[:-HEALTH_BUFFER_MAX]
+            self.counts["health"] += 1
 
     async def report(self) -> None:
         """Write the node states, the health reports received since the last report and the

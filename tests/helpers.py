@@ -58,13 +58,18 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def recording(broker: Mosquitto, *topics: str) -> AsyncIterator[Recorder]:
-    async with MqttLink(BrokerAddress.parse(broker.url), "test-recorder") as link:
-        for topic in topics:
-            await link.subscribe(topic)
+async def listening(link: MqttLink, *filters: str) -> AsyncIterator[Recorder]:
+    """``link`` connected and subscribed to ``filters``, its messages recorded."""
+    async with link:
+        for topic_filter in filters:
+            await link.subscribe(topic_filter)
         recorder = Recorder(link)
         task = asyncio.create_task(recorder.collect())
         try:
             yield recorder
         finally:
             await cancel_and_wait(task)
+
+
+def recording(broker: Mosquitto, *topics: str) -> contextlib.AbstractAsyncContextManager[Recorder]:
+    return listening(MqttLink(BrokerAddress.parse(broker.url), "test-recorder"), *topics)

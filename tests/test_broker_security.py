@@ -15,15 +15,14 @@ import contextlib
 import getpass
 import stat
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.helpers import Recorder
-from tianwang.aio import cancel_and_wait
+from tests.helpers import Recorder, listening
 from tianwang.broker_security import (
     GRID_USER,
     INGEST_USER,
@@ -99,19 +98,6 @@ def secured(tmp_path: Path, pki: ServerTls, county: Registry) -> Iterator[Secure
     with ConfiguredMosquitto(tmp_path / "mosquitto", setup.files.conf, plain_port) as broker:
         setup.broker = broker
         yield setup
-
-
-@contextlib.asynccontextmanager
-async def listening(link: MqttLink, *filters: str) -> AsyncIterator[Recorder]:
-    async with link:
-        for topic_filter in filters:
-            await link.subscribe(topic_filter)
-        recorder = Recorder(link)
-        task = asyncio.create_task(recorder.collect())
-        try:
-            yield recorder
-        finally:
-            await cancel_and_wait(task)
 
 
 def topics_of(recorder: Recorder) -> list[str]:
