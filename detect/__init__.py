@@ -26,6 +26,7 @@ from detect._drift import DriftConfig, NeighbourDrift
 from detect._events import ExceedanceEvent
 from detect._hourly import ClosedHours, HourlyMeans
 from detect._regulatory import ClosedDays, ClosedMax8h, DailyMeans, EightHourMeans, MovingMeans
+from detect._warm import warm_up
 
 __all__ = [
     "ANOMALY_RULE_NAMES",
@@ -54,4 +55,5 @@ __all__ = [
     "ReadingBatch",
     "anomaly_scores",
     "hj633",
+    "warm_up",
 ]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from detect import Detector, DetectorConfig
+from detect import Detector, DetectorConfig, warm_up
 from grid import (
     EmailChannel,
     Escalator,
@@ -94,6 +94,7 @@ async def run_ingest(options: IngestOptions, stop: asyncio.Event | None = None) 
     work.mkdir(parents=True, exist_ok=True)
     # Checkpoint plus journal: every batch acknowledged before a crash is in the restored state.
     journal = DetectorJournal(work)
+    warm_up()  # the kernels' compile or cache load now, not in the message loop later
     detector, replayed = journal.load(lambda checkpoint: _detector(registry, checkpoint))
     store = IncidentStore(options.incidents_url or f"sqlite:///{work / 'incidents.sqlite'}")
     # its notifier is set once the alert link is up
