@@ -10,7 +10,7 @@ too, as what the node said, apart from what ingest observed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from detect import ExceedanceEvent
 from tianwang.registry import Registry
@@ -24,12 +24,15 @@ class Deadman:
     silent (``open``) or came back (``close``) since the last check."""
 
     def __init__(self, registry: Registry, clock: Callable[[], float], periods: float = 3.0,
-                 min_silence_s: float = 180.0) -> None:  # fmt: skip
+                 min_silence_s: float = 180.0,
+                 nodes: Iterable[str] | None = None) -> None:  # fmt: skip
+        """``nodes``: the ones this worker receives (its topic filters); None: every node of
+        the registry. Another worker's nodes are that worker's to time."""
         self.registry = registry
         self.clock = clock
         now = clock()
         # a node never heard from since start is timed from the start
-        self.last_seen = {node: now for node in registry.nodes}
+        self.last_seen = {node: now for node in (registry.nodes if nodes is None else nodes)}
         self.limit_s = {node_id: max(periods * node.sampling_s, min_silence_s)
                         for node_id, node in registry.nodes.items()}  # fmt: skip
         self.offline: dict[str, float] = {}  # node -> last seen when it went silent

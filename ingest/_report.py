@@ -53,6 +53,13 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     return len(want) == len(have)
 
 
+def worker_nodes(registry: Registry, topic_filters: Sequence[str]) -> list[Node]:
+    """The nodes whose data topic one of ``topic_filters`` matches: a worker's own nodes."""
+    data = [f for f in topic_filters if f.endswith("/data") or f.endswith("/#")]
+    return [node for node in registry.nodes.values()
+            if any(topic_matches(f, node.place.topic("data")) for f in data)]  # fmt: skip
+
+
 class Reporter:
     """Builds the report lines; the service writes them (``IngestService``)."""
 
@@ -67,12 +74,7 @@ class Reporter:
         self.worker = worker
         self.deadman = deadman
         self.clock = clock
-        data = [f for f in topic_filters if f.endswith("/data") or f.endswith("/#")]
-        self.nodes: list[Node] = [
-            node
-            for node in registry.nodes.values()
-            if any(topic_matches(f, node.place.topic("data")) for f in data)
-        ]
+        self.nodes: list[Node] = worker_nodes(registry, topic_filters)
         self._tags = {node.id: node_tags(node) for node in self.nodes}
         # the lag histogram at the last report: cumulative bucket counts and sum
         self._lag_seen: tuple[np.ndarray | None, float] = (None, 0.0)

@@ -30,7 +30,7 @@ from ingest._lines import node_health_line, node_tags, sample_lines
 from ingest._liveness import Deadman
 from ingest._metrics import IngestMetrics
 from ingest._quarantine import Quarantine, Rejected
-from ingest._report import Reporter
+from ingest._report import Reporter, worker_nodes
 from ingest._subscriber import Subscriber
 from ingest._validate import MessageValidator
 from tianwang.aio import cancel_and_wait
@@ -162,8 +162,9 @@ class IngestService:
         self.rejections: Counter[str] = Counter()
         self.readings_by_node: Counter[str] = Counter()
         self.quarantine = Quarantine(config.quarantine_path, config.quarantine_max_bytes)
+        own = [node.id for node in worker_nodes(registry, config.topic_filters)]
         self.deadman = Deadman(registry, clock, config.offline_after_periods,
-                               config.offline_min_s)  # fmt: skip
+                               config.offline_min_s, own)  # fmt: skip
         self.reporter = Reporter(registry, self.deadman, config.client_id, config.topic_filters,
                                  clock)  # fmt: skip
         self._health_lines: list[str] = []  # node_health points for the next report

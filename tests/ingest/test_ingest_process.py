@@ -148,3 +148,7 @@ def test_two_partition_workers_split_a_county_without_loss_or_double_counting(
     for w, nodes_of_worker in zip(workers, seen, strict=True):
         townships = {county.nodes[n].place.township for n in nodes_of_worker}
         assert all(any(f"/{t}/" in f for f in w.config.topic_filters) for t in townships)
+    # each worker times its own nodes for liveness, and every node has one worker timing it
+    timed = [set(w.deadman.last_seen) for w in workers]
+    assert not timed[0] & timed[1] and timed[0] | timed[1] == set(county.nodes)
+    assert seen[0] <= timed[0] and seen[1] <= timed[1]
