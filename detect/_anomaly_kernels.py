@@ -24,8 +24,8 @@ bound): it is not a spike and does not move the scale, but the CUSUM takes its z
 ``(low - level) / sd`` (an upper bound of the true one) and the level learns it, so a series
 that falls to the bound and stays there is a level shift, not a high level against which
 every later small reading is a spike. The score is ``r / (1 + r)`` of the largest rule
-statistic ``r`` (each rule's statistic is 1 at its threshold, so a fired rule scores > 0.5),
-1 for an implausible value, 0 for a missing or out-of-order sample.
+statistic ``r`` (each rule's statistic is 1 at its threshold, so a fired rule scores at least
+0.5), 1 for an implausible value, 0 for a missing or out-of-order sample.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _gains(dt, tau_level_s, tau_scale_s, gain_dt, gain):
 
 
 @njit(inline="always", **JIT)
-def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
+def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, inv_warmup, gain_dt, gain):
     """Move the baseline of record ``r`` towards ``x``: cumulative means while young (the
     level since its last restart, the scale since the start), then time-weighted EWMAs whose
     scale gain is at most ``1 / warmup`` (after a long gap, a stuck run or a fault, one
@@ -91,11 +91,10 @@ def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
         r.base_t = t
         return
     g_level, g_scale = _gains(t - r.base_t, tau_level_s, tau_scale_s, gain_dt, gain)
-    a_level = max(g_level, 1.0 / r.n_level)
-    if r.n_seen <= warmup:
-        a_scale = max(g_scale, 1.0 / (r.n_seen - 1))
-    else:
-        a_scale = min(g_scale, 1.0 / warmup)
+    # max(g, 1 / n) without a division once the gain has overtaken the cumulative mean
+    a_level = g_level if g_level * r.n_level >= 1.0 else max(g_level, 1.0 / r.n_level)
+    young = r.n_seen <= warmup
+    a_scale = max(g_scale, 1.0 / (r.n_seen - 1)) if young else min(g_scale, inv_warmup)
     d = x - r.level
     r.level += a_level * d
     if x > r.low:
@@ -105,15 +104,19 @@ def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain):
 
 @njit(inline="always", **JIT)
 def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stuck_eps,
-           warmup):
+           warmup, inv_spike, inv_cusum, inv_stuck):
     """Flags and largest rule statistic of a plausible sample ``x`` at ``t``; updates the
-    rate, stuck and CUSUM state of record ``r`` (not the baseline)."""
+    rate, stuck and CUSUM state of record ``r`` (not the baseline). A rule fires when its
+    statistic's numerator passes the threshold (no rounding of a quotient can flip it); the
+    statistics use the thresholds' reciprocals ``inv_*`` (divisions are the costliest
+    arithmetic of a sample)."""
     flags = 0
     r_max = 0.0
     if r.prev_t != NO_TIME:
         step = abs(x - r.prev_x)
-        r_rate = step / (float(t - r.prev_t) * r.rate_max)
-        if r_rate > 1.0:
+        limit = float(t - r.prev_t) * r.rate_max
+        r_rate = step / limit
+        if step > limit:
             flags |= RATE
         r_max = max(r_max, r_rate)
         r.run_len = r.run_len + 1 if step <= stuck_eps and x > r.low else 1
@@ -121,7 +124,7 @@ def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stu
         r.run_len = 1
     r.prev_t = t
     r.prev_x = x
-    r_stuck = (r.run_len - 1) / (stuck_n - 1.0)
+    r_stuck = (r.run_len - 1) * inv_stuck
     if r.run_len >= stuck_n:
         flags |= STUCK
     r_max = max(r_max, r_stuck)
@@ -130,16 +133,16 @@ def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stu
     sd = max(SD_PER_MAD * r.scale, r.sd_floor)
     z = (x - r.level) / sd  # at the lower bound (censored): an upper bound of the true z
     if x > r.low:  # a censored value is not a spike
-        r_spike = abs(z) / k_spike
-        if r_spike > 1.0:
+        r_spike = abs(z) * inv_spike
+        if abs(z) > k_spike:
             flags |= SPIKE
         r_max = max(r_max, r_spike)
     zc = min(max(z, -cusum_clip), cusum_clip)
     r.cpos = max(0.0, r.cpos + zc - cusum_k)
     r.cneg = max(0.0, r.cneg - zc - cusum_k)
-    r_cusum = max(r.cpos, r.cneg) / cusum_h
-    r_max = max(r_max, r_cusum)
-    if r_cusum > 1.0:  # accept the new level: relearn it from here, keep the scale
+    cusum = max(r.cpos, r.cneg)
+    r_max = max(r_max, cusum * inv_cusum)
+    if cusum > cusum_h:  # accept the new level: relearn it from here, keep the scale
         flags |= LEVEL_SHIFT
         r.cpos = 0.0
         r.cneg = 0.0
@@ -161,6 +164,10 @@ def score_batch(series, ts_s, values, valid, state,
     a sample touches one record; ``out_flags`` (uint16) and ``out_score`` hold one row per
     sample.
     """
+    inv_spike = 1.0 / k_spike
+    inv_cusum = 1.0 / cusum_h
+    inv_stuck = 1.0 / (stuck_n - 1.0)
+    inv_warmup = 1.0 / warmup
     gain_dt = np.zeros(GAIN_SLOTS, np.int64)
     gain = np.zeros((GAIN_SLOTS, 2), np.float64)
     n = series.shape[0]
@@ -184,8 +191,8 @@ def score_batch(series, ts_s, values, valid, state,
             out_score[i] = 1.0
             continue
         flags, r_max = _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn,
-                              stuck_n, stuck_eps, warmup)
+                              stuck_n, stuck_eps, warmup, inv_spike, inv_cusum, inv_stuck)
         if flags & (_BASELINE_VETO | LEVEL_SHIFT) == 0:
-            _learn(r, t, x, tau_level_s, tau_scale_s, warmup, gain_dt, gain)
+            _learn(r, t, x, tau_level_s, tau_scale_s, warmup, inv_warmup, gain_dt, gain)
         out_flags[i] = flags
         out_score[i] = _squash(r_max)

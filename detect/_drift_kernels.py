@@ -253,9 +253,12 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
             if abs(z) > co_k:
                 _mark_excursion(c, tick, sgn)
-            co = _comoving(o, sgn, tick - co_hold_s, tick, cold, node_slot, node_members,
-                           node_start)
-            if r > 1.0 or (c.on and r > release):
+            alarm = r > 1.0 or (c.on and r > release)
+            # whether the node co-moves matters only to an alarm or an excursion: the
+            # other series' records are read for those (few) members only
+            co = (alarm or abs(z) > co_k) and _comoving(o, sgn, tick - co_hold_s, tick, cold,
+                                                        node_slot, node_members, node_start)
+            if alarm:
                 if c.on == 0:
                     c.on_t = tick
                 if c.on == 0 or abs(c.stat) >= c.peak + grow_k * sd:

@@ -94,13 +94,19 @@ def accumulate_hours(series, ts_s, values, valid, state,
     k = 0
     late = 0
     n = series.shape[0]
+    t_prev = NO_HOUR  # rows of one timestamp come in runs: two divisions once a run
+    hour = NO_HOUR
+    minute_bit = np.int64(0)
     for i in range(n):
         if i + AHEAD < n:
             prefetch_item(state, series[i + AHEAD])
         s = series[i]
         r = state[s]  # one record: the sample's only random memory access
         t = ts_s[i]
-        hour = t - t % HOUR_S
+        if t != t_prev:
+            t_prev = t
+            hour = t - t % HOUR_S
+            minute_bit = np.int64(1) << ((t - hour) // 60)
         if hour <= r.last_closed or (r.hour_start != NO_HOUR and hour < r.hour_start):
             late += 1
             continue
@@ -112,7 +118,7 @@ def accumulate_hours(series, ts_s, values, valid, state,
         if valid[i] and np.isfinite(x):
             r.acc_sum += x
             r.acc_n += 1
-            r.minute_mask |= np.int64(1) << ((t - hour) // 60)
+            r.minute_mask |= minute_bit
     return k, late
 
 

@@ -255,8 +255,9 @@ class NaiveAnomaly:
         flags, ratios = 0, [0.0]
         if self.prev is not None:
             step = abs(x - self.prev[1])
-            ratios.append(step / (float(t - self.prev[0]) * p.rate_max_per_s))
-            flags |= 16 if ratios[-1] > 1.0 else 0
+            limit = float(t - self.prev[0]) * p.rate_max_per_s
+            ratios.append(step / limit)
+            flags |= 16 if step > limit else 0  # a rule fires on its numerator
             self.run = self.run + 1 if step <= p.stuck_eps and x > p.low else 1
         else:
             self.run = 1
@@ -269,12 +270,12 @@ class NaiveAnomaly:
             z = (x - self.level) / max(SD_PER_MAD * self.scale, p.sd_floor)
             if not censored:
                 ratios.append(abs(z) / p.spike_k)
-                flags |= 1 if ratios[-1] > 1.0 else 0
+                flags |= 1 if abs(z) > p.spike_k else 0
             zc = min(max(z, -p.cusum_clip), p.cusum_clip)
             self.cpos = max(0.0, self.cpos + zc - p.cusum_k)
             self.cneg = max(0.0, self.cneg - zc - p.cusum_k)
             ratios.append(max(self.cpos, self.cneg) / p.cusum_h)
-            if ratios[-1] > 1.0:
+            if max(self.cpos, self.cneg) > p.cusum_h:
                 flags |= 2
                 self.cpos = self.cneg = 0.0
                 self.n_level, self.level, self.base_t = 1, x, t
