@@ -262,7 +262,7 @@ class NeighbourDrift:
             node_size = np.bincount(slot, minlength=nodes.shape[0])
             node_start = np.concatenate([[0], np.cumsum(node_size)]).astype(np.int64)
             m = max(1, int(size.max()) if size.size else 1)
-            scratch = (np.empty(m, np.int64), np.empty(m), np.empty(m), np.empty(m),
+            scratch = (np.empty((5, m), np.int64), np.empty(m), np.empty(m), np.empty(m),
                        np.empty(m), np.empty((m, 2)))  # fmt: skip
             self._index = (
                 np.ascontiguousarray(group_of, np.int64),

@@ -90,22 +90,28 @@ def tick_of(t, step_s):
 
 
 @njit(**JIT)
-def _insert_sorted(vals, n, v):
-    """Insert ``v`` into the ascending ``vals[:n]`` (room at ``n``)."""
-    q = n
-    while q > 0 and vals[q - 1] > v:
-        vals[q] = vals[q - 1]
-        q -= 1
-    vals[q] = v
+def _sort_ranked(vals, n, ranks, col, perm):
+    """Sort ``vals[:n]`` in place (ascending, stable) and write each entry's rank in the
+    sorted order to ``ranks[col, q]``, ``q`` its index before the sort (``perm``: scratch).
+    A small insertion sort: a group has tens of members."""
+    for q in range(n):
+        perm[q] = q
+    for q in range(1, n):
+        v = vals[q]
+        r = q
+        while r > 0 and vals[r - 1] > v:
+            vals[r] = vals[r - 1]
+            perm[r] = perm[r - 1]
+            r -= 1
+        vals[r] = v
+        perm[r] = q
+    for r in range(n):
+        ranks[col, perm[r]] = r
 
 
 @njit(**JIT)
-def _median_without(vals, n, v):
-    """Median of the ascending ``vals[:n]`` without one entry equal to ``v`` (``n >= 2``):
-    entries of equal value are interchangeable, so that is the median of the others."""
-    r = 0
-    while vals[r] < v:  # the rank of one entry equal to v
-        r += 1
+def _median_without_rank(vals, n, r):
+    """Median of the ascending ``vals[:n]`` without the entry at rank ``r`` (``n >= 2``)."""
     mid = (n - 1) // 2
     upper = vals[mid + (mid >= r)]
     if (n - 1) % 2:
@@ -186,15 +192,19 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             c.x = h.w_sum[slot] / h.w_n[slot]
             c.x_w = tick
         if c.x_w != NO_TIME and c.x_w >= tick - fresh_s:
-            fresh[n] = o
-            _insert_sorted(vx, n, c.x)
+            fresh[0, n] = o
+            vx[n] = c.x
             n += 1
+    # Sorted apart from the loads above (the sort's unpredictable branches on a value still
+    # in flight from memory would make each member wait for its record in turn), with each
+    # member's rank, so that the median of the others needs no search.
+    _sort_ranked(vx, n, fresh, 1, fresh[3])
     if n - 1 < min_neighbours:
         return
     group_size = float(start[g + 1] - start[g])
     for q in range(n):  # the residual against the others' median, and its fast average
-        c = cold[fresh[q]]
-        d = c.x - _median_without(vx, n, c.x)
+        c = cold[fresh[0, q]]
+        d = c.x - _median_without_rank(vx, n, fresh[1, q])
         d_of[q] = d
         c.n_dev += 1
         if c.n_dev == 1:
@@ -222,14 +232,16 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         c.stat = c.fast - c.slow
     n_s = 0
     for q in range(n):  # the statistic set: |stat| of the started, unflagged members
-        c = cold[fresh[q]]
+        c = cold[fresh[0, q]]
         if c.on == 0 and c.n_dev >= 2:
-            _insert_sorted(vs, n_s, abs(c.stat))
+            vs[n_s] = abs(c.stat)
+            fresh[2, q] = n_s  # its index in the set
             n_s += 1
+    _sort_ranked(vs, n_s, fresh, 4, fresh[3])  # fresh[4, i]: rank of set entry i
     for q in range(n):
         if a_of[q] < 0.0:
             continue
-        o = fresh[q]
+        o = fresh[0, q]
         h = hot[o]
         c = cold[o]
         d = d_of[q]
@@ -238,8 +250,9 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         others = n_s - own
         sd_x = 0.0
         if others > 0:
-            sd_x = SD_PER_MEDIAN_ABS * (_median_without(vs, n_s, abs(c.stat)) if own
-                                        else _median(vs, n_s))
+            sd_x = SD_PER_MEDIAN_ABS * (
+                _median_without_rank(vs, n_s, fresh[4, fresh[2, q]]) if own
+                else _median(vs, n_s))
         if others >= min_neighbours:
             if c.cross == 0.0:
                 c.cross = sd_x
@@ -388,8 +401,8 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
     """Fold a batch, visited in the order ``order`` (time order), into the drift state and
     judge the ticks it completes; ``out_flags`` (uint16) and ``out_score``, indexed like the
     batch: each usable sample gets its series' verdict at the group's last judged tick.
-    ``fresh``, ``vx``, ``vs``, ``d_of``, ``a_of``, ``e_of`` (n, 2): scratch of at least the
-    largest group's size, ``due`` of the number of groups; ``clock[0]``: a lower bound of the
+    ``fresh`` (5, n), ``vx``, ``vs``, ``d_of``, ``a_of``, ``e_of`` (n, 2): scratch of at least
+    the largest group's size, ``due`` of the number of groups; ``clock[0]``: a lower bound of the
     started groups' next ticks (derived state: ``NO_TIME`` is always correct, and makes the
     first timestamp look). Returns the number of samples too late for their window
     (it was judged)."""
