@@ -14,7 +14,8 @@ headline figure is that of a young deployment; this one is that of a steady one.
 ``detector_cpu_s``: the detector's median CPU time of the process (``time.process_time``)
 over the same runs, which other work on a shared machine inflates less than the wall time
 the other figures use. ``--profile``: a cProfile of one detector run to stderr, instead of
-the figures.
+the figures. ``--series N``: N series of 100 samples each instead (the state of 100 k series
+does not fit in the cache; that of 5 k does).
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ print(time.perf_counter() - began)
 
 
 def main() -> None:
+    global SERIES, SAMPLES
+    if "--series" in sys.argv:  # fewer series, 100 samples each: how state size sets the pace
+        SERIES = int(sys.argv[sys.argv.index("--series") + 1])
+        SAMPLES = 100 * SERIES
     cols = columns()
     ewma_floor(cols[0][:10], cols[2][:10], np.zeros(SERIES), np.zeros(SERIES), 0.05)  # compile
     time_detector(tuple(c[: 2 * BATCH] for c in cols))  # compile or load the kernels
