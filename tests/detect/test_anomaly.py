@@ -337,3 +337,19 @@ def test_one_sample_after_a_gap_does_not_set_the_scale() -> None:
     flags, _ = pm25_flags(values)
     assert not (flags[351:] & AnomalyRule.SPIKE).any()
     assert (flags[200:350] == AnomalyRule.MISSING).all()
+
+
+def test_a_rule_fires_above_its_threshold_not_at_it() -> None:
+    """A change exactly at the rate limit is not a rate anomaly (its statistic is 1, the
+    score 0.5); the least step beyond the limit is. The rule compares the step with the
+    limit, so no rounding of the quotient can flip it."""
+    config = AnomalyConfig(rate_per_min={"q": 6.0}, stuck_n=50)
+    d = AnomalyDetector(config)
+    at, beyond = d.add_series("q"), d.add_series("q")
+    out = d.update(ReadingBatch.from_lists(
+        [at, beyond, at, beyond], [T0, T0, T0 + 60, T0 + 60],
+        [0.0, 0.0, 6.0, math.nextafter(6.0, 7.0)], [True] * 4))  # fmt: skip
+    assert out.flags[2] & AnomalyRule.RATE == 0
+    assert out.score[2] == 0.5
+    assert out.flags[3] & AnomalyRule.RATE
+    assert out.score[3] > 0.5
