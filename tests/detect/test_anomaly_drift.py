@@ -148,7 +148,7 @@ def _oracle(batches, flags, group, config, sd_floor, low, node):
     ticks it completes in the groups of its samples, tick by tick and groups in order; a
     tick sorts its fresh members' window means and statistics afresh for every member (what
     the kernel's two sorts per tick replace); then the samples' window sums. Returns the
-    flags and scores of every batch, concatenated."""
+    flags and scores of every batch, concatenated, and the number of late samples."""
     import math
 
     c = config
@@ -164,6 +164,7 @@ def _oracle(batches, flags, group, config, sd_floor, low, node):
     verdict = [(0, 0.0)] * n
     below = [False] * n  # the last usable sample was below the range
     next_t, hi_w, pool, n_pool = {}, {}, {}, {}
+    late = [0]
 
     def tick_of(t):
         return -((-t) // step) * step
@@ -311,6 +312,7 @@ def _oracle(batches, flags, group, config, sd_floor, low, node):
                     below[s] = False
                 tick = tick_of(t)
                 if tick < next_t[g]:  # late
+                    late[0] += 1
                     continue
                 acc = win[s].setdefault(tick, [0.0, 0])
                 acc[0] = xi if acc[1] == 0 else acc[0] + xi
@@ -319,7 +321,7 @@ def _oracle(batches, flags, group, config, sd_floor, low, node):
                 f[i], sc[i] = verdict[s]
         out_f.append(f)
         out_s.append(sc)
-    return np.concatenate(out_f), np.concatenate(out_s)
+    return np.concatenate(out_f), np.concatenate(out_s), late[0]
 
 
 def test_results_are_those_of_the_rule_in_plain_python() -> None:
@@ -369,6 +371,89 @@ def test_results_are_those_of_the_rule_in_plain_python() -> None:
         assert got[0].any()  # the flags come and go
         assert got[0].tolist() == expected[0].tolist()
         assert got[1].tolist() == expected[1].tolist()
+
+
+def test_groups_that_fall_silent_and_late_samples_match_the_rule_in_plain_python() -> None:
+    """The kernel against the plain-Python rule where whole groups fall silent for several
+    windows (the group jumps over them), report again in bursts just after a tick, and
+    samples arrive one to three windows late, before and after a silence."""
+    config = DriftConfig(step_s=120, lag_s=30, k=2.0, warmup_s=360, relearn_s=240,
+                         fresh_s=120, min_neighbours=2, co_k=1.5, co_hold_s=240, grow_k=0.5,
+                         grow_s=1200, confirm_s=120)  # fmt: skip
+    for seed in range(4):
+        rng = np.random.default_rng(100 + seed)
+        group = [int(g) for g in rng.permutation([0] * 5 + [1] * 4 + [2] * 4)]
+        n = len(group)
+        node = [int(v) for v in rng.integers(0, 5, n)]
+        silent = rng.random((3, 300)) < 0.15  # group, 20-s step: whole groups fall silent
+        silent = np.maximum.accumulate(silent, axis=1) & ~np.maximum.accumulate(
+            rng.random((3, 300)) < 0.05, axis=1)  # fmt: skip
+        rows = []
+        for step in range(300):
+            t0 = T0 + 20 * step
+            for s in range(n):
+                g = group[s]
+                quiet = silent[g, step] or (g == 1 and (step // 25) % 3 == 2)
+                # group 2: bursts in the first 20 s after a tick, in one window in four
+                burst = (20 * step) % config.step_s == 0 and (step // 6) % 4 == seed % 4
+                if quiet or (g == 2 and not burst) or rng.random() < 0.3:
+                    continue
+                t = t0 + int(rng.integers(0, 20))
+                if rng.random() < 0.04:  # one to three windows late
+                    t -= int(rng.integers(1, 4)) * config.step_s
+                rows.append((s, t, float(np.round(20 + rng.normal(0, 1) + 0.02 * step)), True))
+        batches, flags = [], []
+        lo = 0
+        while lo < len(rows):
+            hi = lo + int(rng.integers(5, 60))
+            s, t, x, v = (np.array(c) for c in zip(*rows[lo:hi], strict=True))
+            batches.append(ReadingBatch(s.astype(np.int64), t.astype(np.int64), x, v))
+            flags.append(np.zeros(len(s), np.uint16))
+            lo = hi
+        expected = _oracle(batches, flags, group, config, 0.3, 0.0, node)
+        drift_rule = NeighbourDrift(config)
+        for g, v in zip(group, node, strict=True):
+            drift_rule.add_series(g, 0.3, 0.0, node=v)
+        out = [drift_rule.update(b, fl) for b, fl in zip(batches, flags, strict=True)]
+        assert drift_rule.late == expected[2] > 0
+        got = np.concatenate([f for f, _ in out]), np.concatenate([s for _, s in out])
+        assert got[0].tolist() == expected[0].tolist()
+        assert got[1].tolist() == expected[1].tolist()
+
+
+def test_a_burst_just_after_a_tick_of_a_silent_group_is_judged() -> None:
+    """A silent group jumps to the tick of its first new sample; samples within ``lag_s``
+    after that tick fill the next window, which must be judged, not jumped over, when the
+    group is next heard of (as the plain-Python rule does)."""
+    config = DriftConfig(step_s=120, lag_s=30, k=2.0, warmup_s=240, relearn_s=240,
+                         fresh_s=120, min_neighbours=2, co_k=1.5, co_hold_s=240, grow_k=0.5,
+                         grow_s=1200, confirm_s=120)  # fmt: skip
+    rng = np.random.default_rng(3)
+    rows = []
+
+    def steady(t_from: int, t_to: int, offset: float) -> None:
+        for t in range(t_from, t_to, 20):
+            rows.extend((s, t + s, 20.0 + offset * (s == 0) + rng.normal(0, 1), True)
+                        for s in range(4))  # fmt: skip
+
+    steady(T0, T0 + 2400, 0.0)
+    c = T0 + 2400 + 3 * 120  # three silent windows, then an invalid sample on the tick:
+    rows.append((1, c, 20.0, False))  # the group jumps to it, its window has no data
+    rows.extend((s, c + 5 + s, 20.0 + 8.0 * (s == 0), True) for s in range(4))  # the burst
+    steady(c + 400, c + 2400, 8.0)  # silence past the next window, then series 0 is off
+    s, t, x, v = (np.array(col) for col in zip(*rows, strict=True))
+    cuts = range(0, len(rows), 7)
+    batches = [ReadingBatch(s[i : i + 7].astype(np.int64), t[i : i + 7].astype(np.int64),
+                            x[i : i + 7], v[i : i + 7]) for i in cuts]  # fmt: skip
+    flags = [np.zeros(len(b), np.uint16) for b in batches]
+    expected = _oracle(batches, flags, [0, 0, 0, 0], config, 0.3, 0.0, [0, 1, 2, 3])
+    drift_rule = NeighbourDrift(config)
+    for node in range(4):
+        drift_rule.add_series(0, 0.3, 0.0, node=node)
+    out = [drift_rule.update(b, fl) for b, fl in zip(batches, flags, strict=True)]
+    got = np.concatenate([f for f, _ in out]), np.concatenate([s for _, s in out])
+    assert got[1].tolist() == expected[1].tolist()
+    assert got[0].tolist() == expected[0].tolist()
 
 
 Q = 4  # quantities a node measures (NO2, SO2, CO, PM2.5 of a plume); group = quantity
