@@ -2,20 +2,21 @@
 
     python benchmarks/bench_detection_quality.py [--hours 24] [--faults 40] [--seed 7]
         [--set cusum_h=20 --set drift.k=4.5 ...] [--batch-s 60] [--ahead-s 240]
+        [--drift-sd-per-h 0.5]
 
 Runs ``SimulatedDriver`` directly (no broker, no network faults) for every node of the demo
-county (examples/county.yaml: 64 air, 2 water, 2 noise nodes, 60-s sampling) over a generated
-scenario: the default signal model, ``--faults`` sensor faults of each kind (spike, stuck,
-out_of_range, dropout, drift; default magnitudes, drift ``rate_per_h`` = one baseline sd per
-hour) on random (node, quantity) series at random, non-overlapping times, and pollution
-episodes of each kind (plume, construction_dust, discharge). The readings (rounded to 3
-decimals as the driver reports them; a NaN with flag "D" is not valid) go through
-``AnomalyDetector`` and ``NeighbourDrift`` at their default settings (detect/data/anomaly.yaml,
-detect/data/drift.yaml; ``--set`` overrides them) in one batch per simulated hour, its rows node
-by node (``NeighbourDrift`` visits a batch in time order). Drift groups are township x quantity:
-16 air nodes per quantity and township; the water and noise nodes have one neighbour at most,
-so a drift injected on them is out of the rule's reach and counts as a miss (``out_of_reach``
-says how many such labels a kind has).
+county (examples/county.yaml: 64 air, 2 water, 2 noise nodes, 60-s sampling) over a
+generated scenario: the default signal model, ``--faults`` sensor faults of each kind
+(spike, stuck, out_of_range, dropout, drift; default magnitudes, drift ``rate_per_h`` = one
+baseline sd per hour, or ``--drift-sd-per-h``) on random (node, quantity) series at random,
+non-overlapping times, and pollution episodes of each kind (plume, construction_dust,
+discharge). The readings (rounded to 3 decimals as the driver reports them; a NaN with flag
+"D" is not valid) go through ``AnomalyDetector`` and ``NeighbourDrift`` at their default
+settings (detect/data/anomaly.yaml, detect/data/drift.yaml; ``--set`` overrides them) in one
+batch per simulated hour, its rows node by node (``NeighbourDrift`` visits a batch in time
+order). Drift groups are township x quantity: 16 air nodes per quantity and township; the
+water and noise nodes have one neighbour at most, so a drift injected on them is out of the
+rule's reach and counts as a miss (``out_of_reach`` says how many such labels a kind has).
 
 Scoring is event-level, per kind. Each kind is detected by one group of rule bits; a
 *detection* is a maximal run of consecutive samples of one series that carry a bit of the group:
@@ -100,8 +101,10 @@ def _free(busy: list[tuple[float, float]], lo: float, hi: float) -> bool:
     return all(hi + 60 <= b or lo >= e + 60 for b, e in busy)
 
 
-def build_scenario(registry: Registry, hours: float, faults: int, seed: int) -> dict[str, Any]:
-    """A scenario dict: ``faults`` sensor faults of each kind and episodes of each kind."""
+def build_scenario(registry: Registry, hours: float, faults: int, seed: int,
+                   drift_sd_per_h: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """A scenario dict: ``faults`` sensor faults of each kind and episodes of each kind;
+    drifts at ``drift_sd_per_h`` baseline sd an hour."""
     rng = np.random.default_rng(seed)
     run_min = hours * 60
     series = [(n.id, q) for n in registry.nodes.values() for q in n.quantities]
@@ -123,7 +126,7 @@ def build_scenario(registry: Registry, hours: float, faults: int, seed: int) -> 
             if kind != "spike":
                 entry["duration_min"] = dur
             if kind == "drift":
-                entry["rate_per_h"] = float(rng.choice([-1, 1]) * sds[q])
+                entry["rate_per_h"] = float(rng.choice([-1, 1]) * sds[q] * drift_sd_per_h)
             entries.append(entry)
             made += 1
     episodes = []
@@ -348,6 +351,12 @@ def main() -> None:
         help="every tenth node's clock runs this many seconds ahead",
     )
     parser.add_argument(
+        "--drift-sd-per-h",
+        type=float,
+        default=1.0,
+        help="how fast the injected drifts go, in baseline sd an hour",
+    )
+    parser.add_argument(
         "--batch-s",
         type=int,
         default=3600,
@@ -374,7 +383,7 @@ def main() -> None:
             kind = type(getattr(config, name))
             config = dataclasses.replace(config, **{name: kind(float(value))})
     registry = load_registry(COUNTY)
-    raw = build_scenario(registry, args.hours, args.faults, args.seed)
+    raw = build_scenario(registry, args.hours, args.faults, args.seed, args.drift_sd_per_h)
     result = simulate(registry, raw, args.hours, config, drift_config, args.ahead_s, args.batch_s)
     for row in score(result, args.hours):
         print(json.dumps(row))
