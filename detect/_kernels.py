@@ -94,7 +94,9 @@ def accumulate_hours(series, ts_s, values, valid, state,
     k = 0
     late = 0
     n = series.shape[0]
-    t_prev = NO_HOUR  # rows of one timestamp come in runs: two divisions once a run
+    # Rows of one timestamp come in runs: two divisions once a run (``t_prev`` starts
+    # unlike the first row's time, with no sentinel a timestamp could equal).
+    t_prev = ts_s[0] - 1 if n else 0
     hour = NO_HOUR
     minute_bit = np.int64(0)
     for i in range(n):
