@@ -75,7 +75,15 @@ import yaml
 
 from detect._anomaly_kernels import DRIFT, NO_TIME
 from detect._batch import ReadingBatch
-from detect._drift_kernels import COLD, GROUP, HOT, LINE, drift_batch, is_nondecreasing
+from detect._drift_kernels import (
+    COLD,
+    FRESH_ROWS,
+    GROUP,
+    HOT,
+    LINE,
+    drift_batch,
+    is_nondecreasing,
+)
 from detect._state import new_records
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
@@ -262,7 +270,7 @@ class NeighbourDrift:
             node_size = np.bincount(slot, minlength=nodes.shape[0])
             node_start = np.concatenate([[0], np.cumsum(node_size)]).astype(np.int64)
             m = max(1, int(size.max()) if size.size else 1)
-            scratch = (np.empty((5, m), np.int64), np.empty(m), np.empty(m), np.empty(m),
+            scratch = (np.empty((FRESH_ROWS, m), np.int64), np.empty(m), np.empty(m), np.empty(m),
                        np.empty(m), np.empty((m, 2)))  # fmt: skip
             self._index = (
                 np.ascontiguousarray(group_of, np.int64),

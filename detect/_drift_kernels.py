@@ -36,6 +36,11 @@ SD_PER_MEDIAN_ABS = 1.482602218505602  # sd / median |x| for Gaussian noise
 POLLUTION = SPIKE | RATE | LEVEL_SHIFT  # another rule's flags that mark an excursion of a node
 AHEAD = 16  # rows ahead whose record drift_batch prefetches
 LATEST = np.iinfo(np.int64).max
+# Rows of ``_judge_group``'s int scratch ``fresh`` (one column per fresh member, in the order
+# the members were read): the member, its rank among the means, its index in the statistic
+# set, the sort's permutation, and (by set index) the rank in the set.
+MEMBER, RANK_X, IN_SET, PERM, RANK_S = range(5)
+FRESH_ROWS = 5
 
 # Per-series records (detect/_drift.py builds them): HOT is what every sample touches,
 # COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
@@ -192,19 +197,19 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             c.x = h.w_sum[slot] / h.w_n[slot]
             c.x_w = tick
         if c.x_w != NO_TIME and c.x_w >= tick - fresh_s:
-            fresh[0, n] = o
+            fresh[MEMBER, n] = o
             vx[n] = c.x
             n += 1
     # Sorted apart from the loads above (the sort's unpredictable branches on a value still
     # in flight from memory would make each member wait for its record in turn), with each
     # member's rank, so that the median of the others needs no search.
-    _sort_ranked(vx, n, fresh, 1, fresh[3])
+    _sort_ranked(vx, n, fresh, RANK_X, fresh[PERM])
     if n - 1 < min_neighbours:
         return
     group_size = float(start[g + 1] - start[g])
     for q in range(n):  # the residual against the others' median, and its fast average
-        c = cold[fresh[0, q]]
-        d = c.x - _median_without_rank(vx, n, fresh[1, q])
+        c = cold[fresh[MEMBER, q]]
+        d = c.x - _median_without_rank(vx, n, fresh[RANK_X, q])
         d_of[q] = d
         c.n_dev += 1
         if c.n_dev == 1:
@@ -232,16 +237,16 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         c.stat = c.fast - c.slow
     n_s = 0
     for q in range(n):  # the statistic set: |stat| of the started, unflagged members
-        c = cold[fresh[0, q]]
+        c = cold[fresh[MEMBER, q]]
         if c.on == 0 and c.n_dev >= 2:
             vs[n_s] = abs(c.stat)
-            fresh[2, q] = n_s  # its index in the set
+            fresh[IN_SET, q] = n_s
             n_s += 1
-    _sort_ranked(vs, n_s, fresh, 4, fresh[3])  # fresh[4, i]: rank of set entry i
+    _sort_ranked(vs, n_s, fresh, RANK_S, fresh[PERM])
     for q in range(n):
         if a_of[q] < 0.0:
             continue
-        o = fresh[0, q]
+        o = fresh[MEMBER, q]
         h = hot[o]
         c = cold[o]
         d = d_of[q]
@@ -251,7 +256,7 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         sd_x = 0.0
         if others > 0:
             sd_x = SD_PER_MEDIAN_ABS * (
-                _median_without_rank(vs, n_s, fresh[4, fresh[2, q]]) if own
+                _median_without_rank(vs, n_s, fresh[RANK_S, fresh[IN_SET, q]]) if own
                 else _median(vs, n_s))
         if others >= min_neighbours:
             if c.cross == 0.0:
