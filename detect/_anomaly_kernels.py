@@ -62,27 +62,28 @@ def _squash(r):
 
 
 @njit(inline="always", **JIT)
-def _gains(dt, tau_level_s, tau_scale_s, gain_dt, gain):
-    """``1 - exp(-dt / tau)`` of the level and of the scale, cached by ``dt`` in a small
-    direct-mapped table: sensors sample at a fixed period, so a batch holds a few distinct
-    ``dt`` and exp() would otherwise be most of a sample's arithmetic. The cached values are
-    the same expressions, so the results are bit-identical (``dt`` = 0, the table's initial
-    key, has gains 0, its initial values)."""
-    slot = dt & (GAIN_SLOTS - 1)
-    if gain_dt[slot] != dt:
-        gain_dt[slot] = dt
-        gain[slot, 0] = 1.0 - math.exp(-float(dt) / tau_level_s)
-        gain[slot, 1] = 1.0 - math.exp(-float(dt) / tau_scale_s)
-    return gain[slot, 0], gain[slot, 1]
+def _gain_slot(dt):
+    """The slot of ``dt`` in the table of time gains (direct-mapped)."""
+    return dt & (GAIN_SLOTS - 1)
+
+
+@njit(**JIT)
+def _fill_gains(dt, tau_level_s, tau_scale_s, gain_dt, gain):
+    """Put ``1 - exp(-dt / tau)`` of the level and of the scale in ``dt``'s slot."""
+    slot = _gain_slot(dt)
+    gain_dt[slot] = dt
+    gain[slot, 0] = 1.0 - math.exp(-float(dt) / tau_level_s)
+    gain[slot, 1] = 1.0 - math.exp(-float(dt) / tau_scale_s)
 
 
 @njit(inline="always", **JIT)
-def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, inv_warmup, gain_dt, gain):
+def _learn(r, t, x, warmup, inv_warmup, gain):
     """Move the baseline of record ``r`` towards ``x``: cumulative means while young (the
     level since its last restart, the scale since the start), then time-weighted EWMAs whose
     scale gain is at most ``1 / warmup`` (after a long gap, a stuck run or a fault, one
     sample would otherwise set the scale). A censored ``x`` (at the lower bound) moves the
-    level, not the scale: its deviation is unknown."""
+    level, not the scale: its deviation is unknown. ``gain`` holds this sample's time gains
+    (``_score_run`` made sure)."""
     r.n_seen += 1
     r.n_level += 1
     if r.n_seen == 1:
@@ -90,7 +91,8 @@ def _learn(r, t, x, tau_level_s, tau_scale_s, warmup, inv_warmup, gain_dt, gain)
         r.scale = 0.0
         r.base_t = t
         return
-    g_level, g_scale = _gains(t - r.base_t, tau_level_s, tau_scale_s, gain_dt, gain)
+    slot = _gain_slot(t - r.base_t)
+    g_level, g_scale = gain[slot, 0], gain[slot, 1]
     # max(g, 1 / n) without a division once the gain has overtaken the cumulative mean
     a_level = g_level if g_level * r.n_level >= 1.0 else max(g_level, 1.0 / r.n_level)
     young = r.n_seen <= warmup
@@ -153,30 +155,24 @@ def _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stu
 
 
 @njit(**JIT)
-def score_batch(series, ts_s, values, valid, state,
-                k_spike, tau_level_s, tau_scale_s, warmup,
-                cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stuck_eps,
-                out_flags, out_score):
-    """Score every sample of a batch in arrival order, updating the state in place.
-
-    ``state`` holds one record per series: its parameters ``low``, ``high``, ``rate_max``
-    (per second), ``sd_floor`` and its state (``detect/_anomaly.py`` lists the fields), so
-    a sample touches one record; ``out_flags`` (uint16) and ``out_score`` hold one row per
-    sample.
-    """
-    inv_spike = 1.0 / k_spike
-    inv_cusum = 1.0 / cusum_h
-    inv_stuck = 1.0 / (stuck_n - 1.0)
-    inv_warmup = 1.0 / warmup
-    gain_dt = np.zeros(GAIN_SLOTS, np.int64)
-    gain = np.zeros((GAIN_SLOTS, 2), np.float64)
+def _score_run(first, series, ts_s, values, valid, state, k_spike, warmup, cusum_k, cusum_h,
+               cusum_clip, relearn, stuck_n, stuck_eps, inv, gain_dt, gain, out_flags,
+               out_score):
+    """Score samples ``first``.. until one needs a time gain the table lacks; returns its
+    row (not scored yet), or the batch's length. The table is only read here: with stores
+    to it inside this loop, rare as they were, the loop ran 3.5 times slower (27 against
+    8 ns a sample, measured). ``inv``: the reciprocals of spike_k, cusum_h, stuck_n - 1
+    and warmup."""
+    inv_spike, inv_cusum, inv_stuck, inv_warmup = inv
     n = series.shape[0]
-    for i in range(n):
+    for i in range(first, n):
         if i + AHEAD < n:
             prefetch_item(state, series[i + AHEAD])
         r = state[series[i]]
         t = ts_s[i]
         x = values[i]
+        if r.n_seen > 0 and gain_dt[_gain_slot(t - r.base_t)] != t - r.base_t:
+            return i  # it may learn: its gains first
         if r.last_t != NO_TIME and t <= r.last_t:
             out_flags[i] = OUT_OF_ORDER
             out_score[i] = 0.0
@@ -193,6 +189,40 @@ def score_batch(series, ts_s, values, valid, state,
         flags, r_max = _score(r, t, x, k_spike, cusum_k, cusum_h, cusum_clip, relearn,
                               stuck_n, stuck_eps, warmup, inv_spike, inv_cusum, inv_stuck)
         if flags & (_BASELINE_VETO | LEVEL_SHIFT) == 0:
-            _learn(r, t, x, tau_level_s, tau_scale_s, warmup, inv_warmup, gain_dt, gain)
+            _learn(r, t, x, warmup, inv_warmup, gain)
         out_flags[i] = flags
         out_score[i] = _squash(r_max)
+    return n
+
+
+@njit(**JIT)
+def score_batch(series, ts_s, values, valid, state,
+                k_spike, tau_level_s, tau_scale_s, warmup,
+                cusum_k, cusum_h, cusum_clip, relearn, stuck_n, stuck_eps,
+                out_flags, out_score):
+    """Score every sample of a batch in arrival order, updating the state in place.
+
+    ``state`` holds one record per series: its parameters ``low``, ``high``, ``rate_max``
+    (per second), ``sd_floor`` and its state (``detect/_anomaly.py`` lists the fields), so
+    a sample touches one record; ``out_flags`` (uint16) and ``out_score`` hold one row per
+    sample.
+
+    The time gains ``1 - exp(-dt / tau)`` come from a small direct-mapped table keyed by
+    ``dt``: sensors sample at a fixed period, so a batch holds a few distinct ``dt`` and
+    exp() would otherwise be most of a sample's arithmetic. A sample whose ``dt`` is not in
+    the table ends a run of ``_score_run``; its gains are computed (the same expressions, so
+    the results are bit-identical) and the run resumes at that sample.
+    """
+    inv = (1.0 / k_spike, 1.0 / cusum_h, 1.0 / (stuck_n - 1.0), 1.0 / warmup)
+    # key 0 in every slot: right for slot 0 (dt = 0 has gains 0), matched by no dt elsewhere
+    gain_dt = np.zeros(GAIN_SLOTS, np.int64)
+    gain = np.zeros((GAIN_SLOTS, 2), np.float64)
+    n = series.shape[0]
+    i = 0
+    while i < n:
+        i = _score_run(i, series, ts_s, values, valid, state, k_spike, warmup, cusum_k,
+                       cusum_h, cusum_clip, relearn, stuck_n, stuck_eps, inv, gain_dt,
+                       gain, out_flags, out_score)
+        if i < n:
+            _fill_gains(ts_s[i] - state[series[i]].base_t, tau_level_s, tau_scale_s,
+                        gain_dt, gain)
