@@ -34,7 +34,7 @@ JIT = {"cache": True, "nogil": True}
 SD_PER_MAD = math.sqrt(math.pi / 2.0)  # sd / mean |x| for Gaussian noise
 SD_PER_MEDIAN_ABS = 1.482602218505602  # sd / median |x| for Gaussian noise
 POLLUTION = SPIKE | RATE | LEVEL_SHIFT  # another rule's flags that mark an excursion of a node
-AHEAD = 16  # rows ahead whose record drift_batch prefetches
+AHEAD = 64  # rows ahead whose record drift_batch prefetches
 LATEST = np.iinfo(np.int64).max
 # Rows of ``_judge_group``'s int scratch ``fresh`` (one column per fresh member, in the order
 # the members were read): the member, its rank among the means, its index in the statistic

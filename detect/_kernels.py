@@ -25,7 +25,7 @@ HOUR_S = 3600
 NO_HOUR = -1
 
 CACHE_LINE = 64
-AHEAD = 16  # rows ahead whose state record a kernel prefetches (about one memory latency)
+AHEAD = 64  # rows ahead whose state record a kernel prefetches (about one memory latency)
 
 
 @intrinsic
