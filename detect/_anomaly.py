@@ -21,6 +21,7 @@ import yaml
 
 from detect import _anomaly_kernels as _k
 from detect._batch import ReadingBatch
+from detect._kernels import as_index
 from detect._state import new_records
 from tianwang.quantities import quantity_table
 
@@ -227,7 +228,7 @@ class AnomalyDetector:
         flags = np.empty(n, np.uint16)
         score = np.empty(n, np.float64)
         _k.score_batch(
-            np.ascontiguousarray(batch.series, np.int64),
+            as_index(batch.series),
             np.ascontiguousarray(batch.ts_s, np.int64),
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),

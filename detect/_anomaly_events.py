@@ -21,6 +21,7 @@ from detect._anomaly import AnomalyRule
 from detect._batch import ReadingBatch
 from detect._drift import DRIFT
 from detect._events import ExceedanceEvent
+from detect._kernels import as_index
 from detect._state import SeriesState
 
 # rule bit -> (rule name in events, what the evidence says)
@@ -137,17 +138,19 @@ class AnomalyEpisodes(SeriesState):
     def update(self, batch: ReadingBatch, flags: np.ndarray, score: np.ndarray
                ) -> list[ExceedanceEvent]:  # fmt: skip
         """Step the episodes over one batch, in its order. ``flags`` carries the rule bits
-        of every sample, ``score`` its anomaly score."""
+        of every sample, ``score`` its anomaly score. The batch's series are known ones (the
+        ``Detector`` has had them checked by ``AnomalyDetector.update``)."""
         # MISSING is an event only for a NaN value, not for a reading flagged invalid
         # (maintenance, calibration: the node said so itself).
         flags = np.ascontiguousarray(flags, np.uint16)
         n = len(batch)
         out = _ek.empty_outputs(min(n, 4096) + _ek.MAX_EVENTS_PER_ROW)
         state = self._episode_state()
+        series = as_index(batch.series)
         events: list[ExceedanceEvent] = []
         row = 0
         while row < n:  # the outputs are bounded: step until every row is done
-            row, k = _ek.step_episodes(batch.series, batch.ts_s, batch.value, flags, score, row,
+            row, k = _ek.step_episodes(series, batch.ts_s, batch.value, flags, score, row,
                                        EVENT_MASK, _MISSING, _SLOT_BITS, self.quiet_s,
                                        self.min_s, *state, *out)  # fmt: skip
             events += self._events(out, k, batch)

@@ -84,6 +84,7 @@ from detect._drift_kernels import (
     drift_batch,
     is_nondecreasing,
 )
+from detect._kernels import as_index
 from detect._state import new_records
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
@@ -258,7 +259,7 @@ class NeighbourDrift:
             group_of = self._hot["group_of"][: self.n_series]
             grouped = np.flatnonzero(group_of >= 0)
             keys = group_of[grouped]
-            members = grouped[np.argsort(keys, kind="stable")].astype(np.int64)
+            members = grouped[np.argsort(keys, kind="stable")].astype(np.uint64)
             size = np.bincount(keys, minlength=self.n_groups).astype(np.int64)
             start = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
             node_of = self._cold["node_of"][: self.n_series]
@@ -266,7 +267,7 @@ class NeighbourDrift:
             nodes, slot = np.unique(node_of[known], return_inverse=True)
             node_slot = np.full(self.n_series, -1, np.int64)
             node_slot[known] = slot
-            node_members = known[np.argsort(slot, kind="stable")].astype(np.int64)
+            node_members = known[np.argsort(slot, kind="stable")].astype(np.uint64)
             node_size = np.bincount(slot, minlength=nodes.shape[0])
             node_start = np.concatenate([[0], np.cumsum(node_size)]).astype(np.int64)
             m = max(1, int(size.max()) if size.size else 1)
@@ -297,13 +298,13 @@ class NeighbourDrift:
         out_score = np.empty(n, np.float64)
         ts = np.ascontiguousarray(batch.ts_s, np.int64)
         if is_nondecreasing(ts):  # already in time order (a stable sort would not move it)
-            order = np.arange(n, dtype=np.int64)
+            order = np.arange(n, dtype=np.uint64)
         else:
-            order = np.argsort(ts, kind="stable").astype(np.int64)
+            order = np.argsort(ts, kind="stable").astype(np.uint64)
         c = self.config
         index = self._group_index()
         self.late += drift_batch(
-            order, np.ascontiguousarray(batch.series, np.int64), ts,
+            order, as_index(batch.series), ts,
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),
             np.ascontiguousarray(flags, np.uint16),

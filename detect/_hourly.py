@@ -51,7 +51,12 @@ class HourlyMeans(SeriesState):
             raise ValueError("batch names a series the detector does not know")
         out = self._outputs(len(batch))
         k, late = _kernels.accumulate_hours(
-            batch.series, batch.ts_s, batch.value, batch.valid, self.rows, *out
+            _kernels.as_index(batch.series),
+            batch.ts_s,
+            batch.value,
+            batch.valid,
+            self.rows,
+            *out,
         )
         self.late += late
         return ClosedHours(*(a[:k] for a in out))
