@@ -41,6 +41,7 @@ LATEST = np.iinfo(np.int64).max
 # set, the sort's permutation, and (by set index) the rank in the set.
 MEMBER, RANK_X, IN_SET, PERM, RANK_S = range(5)
 FRESH_ROWS = 5
+COUNT_SORT_MAX = 64  # larger groups: an insertion sort (counting takes n * n comparisons)
 
 # Per-series records (detect/_drift.py builds them): HOT is what every sample touches,
 # COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
@@ -95,10 +96,40 @@ def tick_of(t, step_s):
 
 
 @njit(**JIT)
-def _sort_ranked(vals, n, ranks, col, perm):
+def _sort_ranked(vals, n, ranks, col, perm, spare):
     """Sort ``vals[:n]`` in place (ascending, stable) and write each entry's rank in the
-    sorted order to ``ranks[col, q]``, ``q`` its index before the sort (``perm``: scratch).
-    A small insertion sort: a group has tens of members."""
+    sorted order to ``ranks[col, q]``, ``q`` its index before the sort (``perm``, ``spare``:
+    scratch). A group has tens of members: each rank is counted, by comparisons that need
+    no branch (an insertion sort's branches are mispredicted on values in random order); a
+    larger group, or one with a NaN, is insertion-sorted."""
+    if n > COUNT_SORT_MAX or _has_nan(vals, n):
+        _insertion_ranked(vals, n, ranks, col, perm)
+        return
+    for q in range(n):
+        v = vals[q]
+        r = 0
+        for p in range(q):  # the equal ones before it, and the smaller ones: stable
+            r += vals[p] <= v
+        for p in range(q + 1, n):
+            r += vals[p] < v
+        perm[q] = r
+    for q in range(n):
+        spare[perm[q]] = vals[q]
+        ranks[col, q] = perm[q]
+    vals[:n] = spare[:n]
+
+
+@njit(**JIT)
+def _has_nan(vals, n):
+    for q in range(n):  # noqa: SIM110 (a plain loop for numba)
+        if vals[q] != vals[q]:
+            return True
+    return False
+
+
+@njit(**JIT)
+def _insertion_ranked(vals, n, ranks, col, perm):
+    """``_sort_ranked`` by insertion."""
     for q in range(n):
         perm[q] = q
     for q in range(1, n):
@@ -203,7 +234,7 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
     # Sorted apart from the loads above (the sort's unpredictable branches on a value still
     # in flight from memory would make each member wait for its record in turn), with each
     # member's rank, so that the median of the others needs no search.
-    _sort_ranked(vx, n, fresh, RANK_X, fresh[PERM])
+    _sort_ranked(vx, n, fresh, RANK_X, fresh[PERM], d_of)  # d_of: not filled yet
     if n - 1 < min_neighbours:
         return
     group_size = float(start[g + 1] - start[g])
@@ -242,7 +273,7 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             vs[n_s] = abs(c.stat)
             fresh[IN_SET, q] = n_s
             n_s += 1
-    _sort_ranked(vs, n_s, fresh, RANK_S, fresh[PERM])
+    _sort_ranked(vs, n_s, fresh, RANK_S, fresh[PERM], vx)  # vx: read no more
     for q in range(n):
         if a_of[q] < 0.0:
             continue

@@ -9,6 +9,7 @@ import numpy as np
 from detect import ReadingBatch
 from detect._anomaly import AnomalyDetector
 from detect._drift import DRIFT, DriftConfig, NeighbourDrift
+from detect._drift_kernels import COUNT_SORT_MAX, _insertion_ranked, _sort_ranked
 
 T0 = 1_780_243_200
 N = 8
@@ -543,3 +544,30 @@ def test_a_sensor_drifting_below_its_range_is_drift_and_a_glitch_below_it_is_not
     flags = np.stack([drift.update(b, det.update(b).flags)[0] for b in low_stream()])
     assert (flags[START:, 0] == DRIFT).any()  # read as the bound it would be ~3 sd at most
     assert not flags[:, 1:].any()  # the glitch counts as the bound
+
+
+def test_a_group_sort_by_counting_ranks_is_the_insertion_sort() -> None:
+    """A tick sorts its group's values with each entry's stable rank: by counting for a
+    small group, by insertion for a large one or one with a NaN. Both give the same sorted
+    values and ranks, ties included (their order as read)."""
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 3, 7, 20, COUNT_SORT_MAX, COUNT_SORT_MAX + 1, 150):
+        for ties in (False, True):
+            vals = rng.normal(0, 1, n)
+            if ties:
+                vals = np.round(vals * 2)  # a few distinct values, many ties
+            counted, inserted = vals.copy(), vals.copy()
+            ranks = np.full((2, max(n, 1)), -1, np.int64)
+            perm, spare = np.empty(max(n, 1), np.int64), np.empty(max(n, 1))
+            _sort_ranked(counted, n, ranks, 0, perm, spare)
+            _insertion_ranked(inserted, n, ranks, 1, perm)
+            assert counted.tolist() == inserted.tolist() == sorted(vals.tolist())
+            assert ranks[0, :n].tolist() == ranks[1, :n].tolist()
+            assert sorted(ranks[0, :n].tolist()) == list(range(n))
+    vals = np.array([3.0, np.nan, 1.0, 2.0])  # a NaN: sorted as the insertion sort does
+    counted, inserted = vals.copy(), vals.copy()
+    ranks = np.zeros((2, 4), np.int64)
+    _sort_ranked(counted, 4, ranks, 0, np.empty(4, np.int64), np.empty(4))
+    _insertion_ranked(inserted, 4, ranks, 1, np.empty(4, np.int64))
+    assert np.array_equal(counted, inserted, equal_nan=True)
+    assert ranks[0].tolist() == ranks[1].tolist()
