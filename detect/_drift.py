@@ -81,6 +81,8 @@ from detect._drift_kernels import (
     GROUP,
     HOT,
     LINE,
+    RARE,
+    SCORING,
     drift_batch,
     is_nondecreasing,
 )
@@ -88,6 +90,11 @@ from detect._kernels import as_index
 from detect._state import new_records
 
 __all__ = ["DRIFT", "DriftConfig", "NeighbourDrift"]
+
+# The per-series records, in the kernel's argument order: name -> (fields, cache line to
+# align each record to, or 0).
+_SERIES_RECORDS = {"hot": (HOT, LINE), "cold": (COLD, LINE), "scoring": (SCORING, 0),
+                   "rare": (RARE, 0)}  # fmt: skip
 
 _INTS = (
     "step_s",
@@ -187,7 +194,8 @@ def _default_config() -> DriftConfig:
 
 class NeighbourDrift:
     """Drift of each series against the other series of its group; state in records grown
-    by doubling (``HOT``, ``COLD`` and ``GROUP`` of ``detect/_drift_kernels.py``),
+    by doubling (``HOT``, ``COLD``, ``SCORING``, ``RARE`` and ``GROUP`` of
+    ``detect/_drift_kernels.py``),
     checkpointed by ``state_arrays`` / ``load_state_arrays``.
 
     ``add_series(group, sd_floor)`` registers a series (indices in order, like the
@@ -201,17 +209,17 @@ class NeighbourDrift:
         self.n_series = 0
         self.n_groups = 0
         self.late = 0
-        self._hot = new_records(HOT, max(1, capacity), LINE)
-        self._cold = new_records(COLD, max(1, capacity), LINE)
+        self._rows = {name: new_records(fields_, max(1, capacity), line)
+                      for name, (fields_, line) in _SERIES_RECORDS.items()}  # fmt: skip
         self._grp = new_records(GROUP, 16)
         self._index: tuple[np.ndarray, ...] | None = None
         self._clock = np.array([NO_TIME], np.int64)  # derived: see drift_batch
 
     def _need_series(self, n: int) -> None:
-        if n > self._hot.shape[0]:
-            capacity = max(n, 2 * self._hot.shape[0])
-            self._hot = _grown(self._hot, HOT, capacity, self.n_series, LINE)
-            self._cold = _grown(self._cold, COLD, capacity, self.n_series, LINE)
+        if n > self._rows["hot"].shape[0]:
+            capacity = max(n, 2 * self._rows["hot"].shape[0])
+            self._rows = {name: _grown(self._rows[name], fields_, capacity, self.n_series, line)
+                          for name, (fields_, line) in _SERIES_RECORDS.items()}  # fmt: skip
 
     def _need_groups(self, n_groups: int) -> None:
         if n_groups > self._grp.shape[0]:
@@ -229,10 +237,10 @@ class NeighbourDrift:
         self._need_series(self.n_series + 1)
         sid = self.n_series
         self.n_series += 1
-        self._hot["group_of"][sid] = group
-        self._hot["low"][sid] = low
-        self._cold["sd_floor"][sid] = sd_floor
-        self._cold["node_of"][sid] = _node_key(node)
+        self._rows["hot"]["group_of"][sid] = group
+        self._rows["hot"]["low"][sid] = low
+        self._rows["scoring"]["sd_floor"][sid] = sd_floor
+        self._rows["rare"]["node_of"][sid] = _node_key(node)
         self._need_groups(int(group) + 1)
         self._index = None
         return sid
@@ -242,27 +250,29 @@ class NeighbourDrift:
         group_of = np.asarray(group_of, np.int64)
         if group_of.shape != (self.n_series,):
             raise ValueError("set_groups: one group per registered series")
-        self._hot["group_of"][: self.n_series] = group_of
+        self._rows["hot"]["group_of"][: self.n_series] = group_of
         self._need_groups(int(group_of.max()) + 1 if group_of.size else 0)
         self._index = None
         self._clock[0] = NO_TIME
 
     def state(self, name: str) -> np.ndarray:
         """A copy of one per-series field (``slow``, ``stat``, ``on``, ...)."""
-        rows = self._hot if name in HOT else self._cold
-        return rows[name][: self.n_series].copy()
+        for rows in self._rows.values():
+            if name in rows.dtype.names:
+                return rows[name][: self.n_series].copy()
+        raise KeyError(name)
 
     def _group_index(self) -> tuple[np.ndarray, ...]:
         """Members of each group, contiguous: ``members[start[g]:start[g + 1]]``; the series
         of each node likewise (``node_slot``: a series' node, -1: none); scratch."""
         if self._index is None:
-            group_of = self._hot["group_of"][: self.n_series]
+            group_of = self._rows["hot"]["group_of"][: self.n_series]
             grouped = np.flatnonzero(group_of >= 0)
             keys = group_of[grouped]
             members = grouped[np.argsort(keys, kind="stable")].astype(np.uint64)
             size = np.bincount(keys, minlength=self.n_groups).astype(np.int64)
             start = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
-            node_of = self._cold["node_of"][: self.n_series]
+            node_of = self._rows["rare"]["node_of"][: self.n_series]
             known = np.flatnonzero(node_of >= 0)
             nodes, slot = np.unique(node_of[known], return_inverse=True)
             node_slot = np.full(self.n_series, -1, np.int64)
@@ -308,7 +318,7 @@ class NeighbourDrift:
             np.ascontiguousarray(batch.value, np.float64),
             np.ascontiguousarray(batch.valid, np.bool_),
             np.ascontiguousarray(flags, np.uint16),
-            *index[:1], self._hot, self._cold, self._grp, *index[1:6],
+            *index[:1], *self._rows.values(), self._grp, *index[1:6],
             int(c.step_s), int(c.lag_s), float(c.k), float(c.release), float(c.tau_fast_s),
             float(c.tau_slow_s), float(c.tau_cross_s), float(c.tau_pool_s),
             float(c.pool_clip), int(c.warmup_s), int(c.relearn_s), int(c.fresh_s),
@@ -322,8 +332,8 @@ class NeighbourDrift:
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The used part of every per-series and per-group field, one array each, and the
         late counter (for checkpoints)."""
-        out = {name: self._hot[name][: self.n_series].copy() for name in HOT}
-        out.update({name: self._cold[name][: self.n_series].copy() for name in COLD})
+        out = {name: rows[name][: self.n_series].copy() for rows in self._rows.values()
+               for name in rows.dtype.names}  # fmt: skip
         out.update({name: self._grp[name][: self.n_groups].copy() for name in GROUP})
         out["late"] = np.array([self.late], np.int64)
         return out
@@ -333,11 +343,11 @@ class NeighbourDrift:
         n_groups = int(arrays["next_t"].shape[0])
         self.n_series = n
         self.n_groups = n_groups
-        self._hot = new_records(HOT, max(n, 16), LINE)
-        self._cold = new_records(COLD, max(n, 16), LINE)
+        self._rows = {name: new_records(fields_, max(n, 16), line)
+                      for name, (fields_, line) in _SERIES_RECORDS.items()}  # fmt: skip
         self._grp = new_records(GROUP, max(n_groups, 16))
-        for rows, fields_ in ((self._hot, HOT), (self._cold, COLD)):
-            for name in fields_:
+        for rows in self._rows.values():
+            for name in rows.dtype.names:
                 rows[name][:n] = arrays[name]
         for name in GROUP:
             self._grp[name][:n_groups] = arrays[name]

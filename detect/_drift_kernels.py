@@ -43,8 +43,10 @@ MEMBER, RANK_X, IN_SET, PERM, RANK_S = range(5)
 FRESH_ROWS = 5
 COUNT_SORT_MAX = 64  # larger groups: an insertion sort (counting takes n * n comparisons)
 
-# Per-series records (detect/_drift.py builds them): HOT is what every sample touches,
-# COLD what the judgement of a tick touches. name -> (dtype, initial, columns or 0).
+# Per-series records (detect/_drift.py builds them), split by who touches them, so that a
+# tick sweeps few bytes a member: HOT is what every sample touches, COLD what every tick
+# reads of every member, SCORING the member's settings a tick reads too, RARE what only an
+# alarm, an excursion or another rule's flag touches. name -> (dtype, initial, columns or 0).
 HOT = {  # 64 bytes: one cache line (``LINE``)
     "group_of": (np.int32, -1, 0),
     "flag": (np.int16, 0, 0),  # the verdict at the last judged tick: DRIFT or 0
@@ -55,18 +57,22 @@ HOT = {  # 64 bytes: one cache line (``LINE``)
     "w_n": (np.int32, 0, 2),  # and counts
     "score": (np.float64, 0.0, 0),
 }
-COLD = {  # three cache lines; the first holds what every tick reads
+COLD = {  # 64 bytes: one cache line
     "x": (np.float64, math.nan, 0),  # the latest window mean
     "x_w": (np.int64, NO_TIME, 0),  # and its tick
-    "n_dev": (np.int64, 0, 0),
     "dev_t": (np.int64, NO_TIME, 0),
     "fast": (np.float64, 0.0, 0),
     "slow": (np.float64, 0.0, 0),
     "stat": (np.float64, 0.0, 0),
-    "on": (np.int64, 0, 0),
     "cross": (np.float64, 0.0, 0),
+    "n_dev": (np.int32, 0, 0),
+    "on": (np.int32, 0, 0),
+}
+SCORING = {  # 16 bytes
     "score_from": (np.int64, NO_TIME, 0),
     "sd_floor": (np.float64, 1e-6, 0),
+}
+RARE = {
     "peak": (np.float64, 0.0, 0),
     "peak_t": (np.int64, NO_TIME, 0),
     "on_t": (np.int64, NO_TIME, 0),
@@ -178,7 +184,7 @@ def _tick_excursion_before(c, tick):
 
 
 @njit(**JIT)
-def _comoving(s, sgn, since, tick, cold, node_slot, node_members, node_start):
+def _comoving(s, sgn, since, tick, rare, node_slot, node_members, node_start):
     """Whether another series of the node of ``s`` was in an excursion of sign ``sgn`` from
     ``since`` on (a pollution episode moves several quantities of a node together): one
     another rule flagged, or one of its statistic at an earlier tick."""
@@ -189,7 +195,7 @@ def _comoving(s, sgn, since, tick, cold, node_slot, node_members, node_start):
         o = node_members[q]
         if o == s:
             continue
-        c = cold[o]
+        c = rare[o]
         if c.ex_t >= since and c.ex_sign == sgn:
             return True
         tx, tx_sign = _tick_excursion_before(c, tick)
@@ -209,10 +215,11 @@ def _mark_excursion(c, tick, sgn):
 
 
 @njit(**JIT)
-def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_members,
-                 node_start, step_s, k, release, tau_fast_s, tau_slow_s, tau_cross_s,
-                 tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s, min_neighbours, co_k,
-                 co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains):
+def _judge_group(g, tick, hot, cold, scoring, rare, grp, members, start, node_slot,
+                 node_members, node_start, step_s, k, release, tau_fast_s, tau_slow_s,
+                 tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
+                 min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
+                 d_of, a_of, e_of, gains):
     """Judge group ``g`` at ``tick``: take each member's window mean, compare the fresh
     members with the median of the others, update the statistics and set each member's
     verdict (``hot.flag``, ``hot.score``) for its samples until the next tick."""
@@ -239,7 +246,8 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         return
     group_size = float(start[g + 1] - start[g])
     for q in range(n):  # the residual against the others' median, and its fast average
-        c = cold[fresh[MEMBER, q]]
+        o = fresh[MEMBER, q]
+        c = cold[o]
         d = c.x - _median_without_rank(vx, n, fresh[RANK_X, q])
         d_of[q] = d
         c.n_dev += 1
@@ -248,8 +256,8 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             c.slow = d
             c.stat = 0.0
             c.dev_t = tick
-            if c.score_from == NO_TIME:
-                c.score_from = tick + warmup_s
+            if scoring[o].score_from == NO_TIME:
+                scoring[o].score_from = tick + warmup_s
             a_of[q] = -1.0  # started now: nothing to judge
             continue
         dt = float(tick - c.dev_t)
@@ -280,6 +288,8 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
         o = fresh[MEMBER, q]
         h = hot[o]
         c = cold[o]
+        b = scoring[o]
+        e = rare[o]  # read on an alarm or an excursion only
         d = d_of[q]
         a_slow = a_of[q]
         own = 1 if c.on == 0 else 0  # in the statistic set
@@ -295,29 +305,29 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
             else:
                 c.cross += e_of[q, 0] * (sd_x - c.cross)
         learn = c.x > h.low  # a censored mean (at the lower bound) is not learnt
-        if tick >= c.score_from and others >= min_neighbours:
-            sd = max(SD_PER_MAD * grp[g].pool, c.cross, c.sd_floor)
+        if tick >= b.score_from and others >= min_neighbours:
+            sd = max(SD_PER_MAD * grp[g].pool, c.cross, b.sd_floor)
             z = c.stat / sd
             r = abs(z) / k
             sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
             if abs(z) > co_k:
-                _mark_excursion(c, tick, sgn)
+                _mark_excursion(e, tick, sgn)
             alarm = r > 1.0 or (c.on and r > release)
             # whether the node co-moves matters only to an alarm or an excursion: the
             # other series' records are read for those (few) members only
-            co = (alarm or abs(z) > co_k) and _comoving(o, sgn, tick - co_hold_s, tick, cold,
+            co = (alarm or abs(z) > co_k) and _comoving(o, sgn, tick - co_hold_s, tick, rare,
                                                         node_slot, node_members, node_start)
             if alarm:
                 if c.on == 0:
-                    c.on_t = tick
-                if c.on == 0 or abs(c.stat) >= c.peak + grow_k * sd:
-                    c.peak = abs(c.stat)  # onset, or grown by grow_k sd: still drifting
-                    c.peak_t = tick
+                    e.on_t = tick
+                if c.on == 0 or abs(c.stat) >= e.peak + grow_k * sd:
+                    e.peak = abs(c.stat)  # onset, or grown by grow_k sd: still drifting
+                    e.peak_t = tick
                 c.on = 1
                 if co:  # a pollution episode: drift only if it grows beyond it afterwards
-                    c.peak = max(c.peak, abs(c.stat))
-                    c.peak_t = NO_TIME
-                if not co and c.peak_t >= tick - grow_s and tick - c.on_t >= confirm_s:
+                    e.peak = max(e.peak, abs(c.stat))
+                    e.peak_t = NO_TIME
+                if not co and e.peak_t >= tick - grow_s and tick - e.on_t >= confirm_s:
                     h.flag = DRIFT
                 else:  # a pollution episode, a level that stopped growing, or too early
                     r = min(r, 1.0)
@@ -327,7 +337,7 @@ def _judge_group(g, tick, hot, cold, grp, members, start, node_slot, node_member
                 c.fast = d
                 c.slow = d
                 c.stat = 0.0
-                c.score_from = tick + relearn_s
+                b.score_from = tick + relearn_s
             elif learn:
                 if not (co and abs(z) > co_k):  # not learnt from a pollution episode
                     c.slow += a_slow * (d - c.slow)
@@ -360,7 +370,8 @@ def is_nondecreasing(a):
 
 
 @njit(**JIT)
-def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, grp, members, start,
+def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, grp, members,
+                 start,
                  node_slot, node_members, node_start, step_s, lag_s, k, release, tau_fast_s,
                  tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
                  min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
@@ -398,9 +409,10 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, grp, members, st
                     p.next_t = tick_of(t, step_s)
                 else:
                     if q + 1 < n_due:
-                        _prefetch_group(due[q + 1], hot, cold, members, start)
-                    _judge_group(g, tick, hot, cold, grp, members, start, node_slot,
-                                 node_members, node_start, step_s, k, release, tau_fast_s,
+                        _prefetch_group(due[q + 1], hot, cold, scoring, members, start)
+                    _judge_group(g, tick, hot, cold, scoring, rare, grp, members, start,
+                                 node_slot, node_members, node_start, step_s, k, release,
+                                 tau_fast_s,
                                  tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s,
                                  relearn_s, fresh_s, min_neighbours, co_k, co_hold_s, grow_k,
                                  grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains)
@@ -419,16 +431,17 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, grp, members, st
 
 
 @njit(**JIT)
-def _prefetch_group(g, hot, cold, members, start):
+def _prefetch_group(g, hot, cold, scoring, members, start):
     """Start loading the records of group ``g``'s members (judged next)."""
     for j in range(start[g], start[g + 1]):
         prefetch_item(hot, members[j])
         prefetch_item(cold, members[j])
+        prefetch_item(scoring, members[j])
 
 
 @njit(**JIT)
-def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, cold, grp,
-                members, start,
+def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, cold, scoring,
+                rare, grp, members, start,
                 node_slot, node_members, node_start,
                 step_s, lag_s, k, release, tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s,
                 pool_clip, warmup_s, relearn_s, fresh_s, min_neighbours, co_k, co_hold_s,
@@ -453,8 +466,9 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
         while end < n and ts_s[order[end]] == t:  # the samples of one timestamp
             end += 1
         if t - lag_s > lo_next:  # some group may have a tick to judge: find out
-            lo_next = _judge_ticks(order, jj, end, t, series, group_of, hot, cold, grp,
-                                   members, start, node_slot, node_members, node_start,
+            lo_next = _judge_ticks(order, jj, end, t, series, group_of, hot, cold, scoring,
+                                   rare, grp, members, start, node_slot, node_members,
+                                   node_start,
                                    step_s, lag_s, k, release, tau_fast_s, tau_slow_s,
                                    tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s,
                                    fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s,
@@ -486,8 +500,8 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
                 else:
                     c = cold[s]
                     if flags_in[i] & POLLUTION and c.x_w != NO_TIME and x != c.x:
-                        c.ex_t = t  # an excursion of the node, away from its last mean
-                        c.ex_sign = 1 if x > c.x else -1
+                        rare[s].ex_t = t  # an excursion of the node, away from its last mean
+                        rare[s].ex_sign = 1 if x > c.x else -1
                     continue
             else:
                 h.below = 0
