@@ -15,11 +15,15 @@ headline figure is that of a young deployment; this one is that of a steady one.
 over the same runs, which other work on a shared machine inflates less than the wall time
 the other figures use. ``--profile``: a cProfile of one detector run to stderr, instead of
 the figures. ``--series N``: N series of 100 samples each instead (the state of 100 k series
-does not fit in the cache; that of 5 k does).
+does not fit in the cache; that of 5 k does). ``--stages``: instead of the figures, one line
+``detector_stages`` with the wall time of each stage of ``Detector.update`` inside the
+detector, ns a sample, from the fastest of RUNS runs (a stage alone runs faster than among
+the others, whose state competes with its own for the cache).
 """
 
 from __future__ import annotations
 
+import collections
 import cProfile
 import dataclasses
 import json
@@ -28,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -71,16 +76,16 @@ def columns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return series, ts, values, valid
 
 
-def time_detector(cols: tuple[np.ndarray, ...], drift: bool = True,
-                  scoring: bool = False) -> float:  # fmt: skip
+def time_detector(cols: tuple[np.ndarray, ...], drift: bool = True, scoring: bool = False,
+                  detector: Detector | None = None) -> float:  # fmt: skip
     """The detector's time over the columns; ``drift``: its series have townships (the drift
     rule runs), else none (every other rule runs); ``scoring``: the drift rule scores from
-    its second tick."""
+    its second tick; ``detector``: a new default one to use."""
     series, ts, values, valid = cols
     config = DriftConfig.default()
     if scoring:
         config = dataclasses.replace(config, warmup_s=config.step_s)
-    detector = Detector(drift=config)
+    detector = detector or Detector(drift=config)
     for sid in range(SERIES):
         node = sid // len(QUANTITIES)
         township = f"t{node // NODES_PER_TOWNSHIP}" if drift else None
@@ -116,6 +121,42 @@ def time_floor(cols: tuple[np.ndarray, ...]) -> float:
     return time.perf_counter() - began
 
 
+def time_stages(cols: tuple[np.ndarray, ...]) -> dict[str, float]:
+    """ns a sample of each stage of ``Detector.update`` in the fastest of RUNS runs."""
+    best: dict[str, float] = {}
+    for _ in range(RUNS):
+        spent: collections.Counter[str] = collections.Counter()
+        detector = Detector(drift=DriftConfig.default())
+        stages = {"anomaly": (detector._anomaly, "update"), "drift": (detector._drift, "update"),
+                  "episodes": (detector._anomaly_episodes, "update"),
+                  "episode_events": (detector._anomaly_episodes, "_events"),
+                  "hourly": (detector._hourly, "update"), "hours_judged": (detector, "_judge"),
+                  "early_warning": (detector, "_warn"), "days": (detector, "_days")}  # fmt: skip
+        for name, (owner, method) in stages.items():
+            setattr(owner, method, _timed(getattr(owner, method), name, spent))
+        spent["total"] = time_detector(cols, detector=detector)
+        # the events are built inside the episodes stage: the rest is what no stage took
+        spent["rest"] = spent["total"] - sum(v for k, v in spent.items()
+                                             if k not in ("total", "episode_events"))  # fmt: skip
+        if not best or spent["total"] < best["total"]:
+            best = dict(spent)
+    return {name: round(s * 1e9 / SAMPLES, 1) for name, s in best.items()}
+
+
+def _timed(method: Callable[..., object], name: str,
+           spent: collections.Counter[str]) -> Callable[..., object]:  # fmt: skip
+    """``method``, adding its wall time to ``spent[name]``."""
+
+    def timed(*args: object, **kwargs: object) -> object:
+        began = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - began
+
+    return timed
+
+
 COLD = """
 import time
 began = time.perf_counter()
@@ -138,6 +179,10 @@ def main() -> None:
     ewma_floor(cols[0][:10], cols[2][:10], np.zeros(SERIES), np.zeros(SERIES), 0.05)  # compile
     time_detector(tuple(c[: 2 * BATCH] for c in cols))  # compile or load the kernels
     time_anomaly(tuple(c[: 2 * BATCH] for c in cols))
+    if "--stages" in sys.argv:
+        print(json.dumps({"bench": "detector_stages", "series": SERIES, "samples": SAMPLES,
+                          "runs": RUNS, "ns_per_sample": time_stages(cols)}))  # fmt: skip
+        return
     if "--profile" in sys.argv:
         profile = cProfile.Profile()
         profile.runcall(time_detector, cols)

@@ -8,11 +8,14 @@ are described in ``detect/_drift.py``, the wrapper. Two costs are kept apart:
   ``HOT``), and the sample's output, the verdict of its series at the last judged tick;
 - per tick (``_judge_group``, every ``step_s`` of a group's time): the members' window means,
   their medians, the statistics and the verdicts, over the group's members at once (the
-  ``COLD`` records of one township's quantity, sorted in scratch: two sorts of the group's
-  size per tick, no per-sample sorted sets).
+  ``COLD`` and ``SCORING`` records of one township's quantity, sorted in scratch: two sorts
+  of the group's size per tick, no per-sample sorted sets).
 
 A drift lasts hours; judging it every few minutes on window means instead of on every
-sample loses nothing of it and costs a few per cent of the samples' time.
+sample loses nothing of it. The ticks are still the larger part of the rule's time (more
+than half in ``benchmarks/bench_detector.py``, where a member is judged every fifth
+sample), so a tick reads 144 bytes a member (``HOT``, ``COLD``, ``SCORING``), not the 80
+bytes of ``RARE`` that only alarms and excursions need.
 
 Order. Samples are visited in the order ``order`` gives (time order; the wrapper sorts).
 The ticks of a group are judged at the first timestamp later than ``tick + lag_s`` among
