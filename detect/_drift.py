@@ -324,7 +324,7 @@ class NeighbourDrift:
             float(c.pool_clip), int(c.warmup_s), int(c.relearn_s), int(c.fresh_s),
             int(c.min_neighbours), float(c.co_k), int(c.co_hold_s), float(c.grow_k),
             int(c.grow_s), int(c.confirm_s),
-            *index[6:], np.empty(max(1, self.n_groups), np.int64), self._clock,
+            *index[6:], np.empty(max(1, 2 * self.n_groups), np.int64), self._clock,
             out_flags, out_score,
         )  # fmt: skip
         return out_flags, out_score

@@ -218,142 +218,149 @@ def _mark_excursion(c, tick, sgn):
 
 
 @njit(**JIT)
-def _judge_group(g, tick, hot, cold, scoring, rare, grp, members, start, node_slot,
-                 node_members, node_start, step_s, k, release, tau_fast_s, tau_slow_s,
-                 tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
-                 min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
-                 d_of, a_of, e_of, gains):
-    """Judge group ``g`` at ``tick``: take each member's window mean, compare the fresh
-    members with the median of the others, update the statistics and set each member's
-    verdict (``hot.flag``, ``hot.score``) for its samples until the next tick."""
+def _judge_groups(groups, n_groups, tick, hot, cold, scoring, rare, grp, members, start,
+                  node_slot, node_members, node_start, step_s, k, release, tau_fast_s,
+                  tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
+                  min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
+                  d_of, a_of, e_of, gains):
+    """Judge each group ``g`` of ``groups[:n_groups]`` at ``tick``, in order: take each
+    member's window mean, compare the fresh members with the median of the others, update
+    the statistics and set each member's verdict (``hot.flag``, ``hot.score``) for its
+    samples until the next tick. One call a tick, not one a group: a call that passes the
+    kernel's arrays cost about 0.4 us here (measured: as much as judging a group of 20),
+    which across 5 k groups a tick was 4 ns a sample of the benchmark."""
     slot = (tick // step_s) & 1
-    n = 0
-    for j in range(start[g], start[g + 1]):
-        o = members[j]
-        h = hot[o]
-        c = cold[o]
-        h.flag = 0
-        h.score = 0.0
-        if h.w_t[slot] == tick and h.w_n[slot] > 0:
-            c.x = h.w_sum[slot] / h.w_n[slot]
-            c.x_w = tick
-        if c.x_w != NO_TIME and c.x_w >= tick - fresh_s:
-            fresh[MEMBER, n] = o
-            vx[n] = c.x
-            n += 1
-    # Sorted apart from the loads above (the sort's unpredictable branches on a value still
-    # in flight from memory would make each member wait for its record in turn), with each
-    # member's rank, so that the median of the others needs no search.
-    _sort_ranked(vx, n, fresh, RANK_X, fresh[PERM], d_of)  # d_of: not filled yet
-    if n - 1 < min_neighbours:
-        return
-    group_size = float(start[g + 1] - start[g])
-    for q in range(n):  # the residual against the others' median, and its fast average
-        o = fresh[MEMBER, q]
-        c = cold[o]
-        d = c.x - _median_without_rank(vx, n, fresh[RANK_X, q])
-        d_of[q] = d
-        c.n_dev += 1
-        if c.n_dev == 1:
-            c.fast = d
-            c.slow = d
-            c.stat = 0.0
-            c.dev_t = tick
-            if scoring[o].score_from == NO_TIME:
-                scoring[o].score_from = tick + warmup_s
-            a_of[q] = -1.0  # started now: nothing to judge
+    for gq in range(n_groups):
+        g = groups[gq]
+        if gq + 1 < n_groups:  # its records load while this group is judged
+            _prefetch_group(groups[gq + 1], hot, cold, scoring, members, start)
+        n = 0
+        for j in range(start[g], start[g + 1]):
+            o = members[j]
+            h = hot[o]
+            c = cold[o]
+            h.flag = 0
+            h.score = 0.0
+            if h.w_t[slot] == tick and h.w_n[slot] > 0:
+                c.x = h.w_sum[slot] / h.w_n[slot]
+                c.x_w = tick
+            if c.x_w != NO_TIME and c.x_w >= tick - fresh_s:
+                fresh[MEMBER, n] = o
+                vx[n] = c.x
+                n += 1
+        # Sorted apart from the loads above (a sort's work on a value still in flight from
+        # memory would make each member wait for its record in turn), with each member's
+        # rank, so that the median of the others needs no search.
+        _sort_ranked(vx, n, fresh, RANK_X, fresh[PERM], d_of)  # d_of: not filled yet
+        if n - 1 < min_neighbours:
             continue
-        dt = float(tick - c.dev_t)
-        c.dev_t = tick
-        if dt != gains[0]:  # members a step apart (nearly all) share their weights
-            gains[0] = dt
-            gains[1] = 1.0 - math.exp(-dt / tau_fast_s)
-            gains[2] = 1.0 - math.exp(-dt / tau_slow_s)
-            gains[3] = 1.0 - math.exp(-dt / tau_cross_s)
-            gains[4] = 1.0 - math.exp(-dt / tau_pool_s)
-        a_fast = max(gains[1], 1.0 / c.n_dev)
-        a_of[q] = max(gains[2], 1.0 / c.n_dev)
-        e_of[q, 0] = gains[3]
-        e_of[q, 1] = gains[4]
-        c.fast += a_fast * (d - c.fast)
-        c.stat = c.fast - c.slow
-    n_s = 0
-    for q in range(n):  # the statistic set: |stat| of the started, unflagged members
-        c = cold[fresh[MEMBER, q]]
-        if c.on == 0 and c.n_dev >= 2:
-            vs[n_s] = abs(c.stat)
-            fresh[IN_SET, q] = n_s
-            n_s += 1
-    _sort_ranked(vs, n_s, fresh, RANK_S, fresh[PERM], vx)  # vx: read no more
-    for q in range(n):
-        if a_of[q] < 0.0:
-            continue
-        o = fresh[MEMBER, q]
-        h = hot[o]
-        c = cold[o]
-        b = scoring[o]
-        e = rare[o]  # read on an alarm or an excursion only
-        d = d_of[q]
-        a_slow = a_of[q]
-        own = 1 if c.on == 0 else 0  # in the statistic set
-        others = n_s - own
-        sd_x = 0.0
-        if others > 0:
-            sd_x = SD_PER_MEDIAN_ABS * (
-                _median_without_rank(vs, n_s, fresh[RANK_S, fresh[IN_SET, q]]) if own
-                else _median(vs, n_s))
-        if others >= min_neighbours:
-            if c.cross == 0.0:
-                c.cross = sd_x
-            else:
-                c.cross += e_of[q, 0] * (sd_x - c.cross)
-        learn = c.x > h.low  # a censored mean (at the lower bound) is not learnt
-        if tick >= b.score_from and others >= min_neighbours:
-            sd = max(SD_PER_MAD * grp[g].pool, c.cross, b.sd_floor)
-            z = c.stat / sd
-            r = abs(z) / k
-            sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
-            if abs(z) > co_k:
-                _mark_excursion(e, tick, sgn)
-            alarm = r > 1.0 or (c.on and r > release)
-            # whether the node co-moves matters only to an alarm or an excursion: the
-            # other series' records are read for those (few) members only
-            co = (alarm or abs(z) > co_k) and _comoving(o, sgn, tick - co_hold_s, tick, rare,
-                                                        node_slot, node_members, node_start)
-            if alarm:
-                if c.on == 0:
-                    e.on_t = tick
-                if c.on == 0 or abs(c.stat) >= e.peak + grow_k * sd:
-                    e.peak = abs(c.stat)  # onset, or grown by grow_k sd: still drifting
-                    e.peak_t = tick
-                c.on = 1
-                if co:  # a pollution episode: drift only if it grows beyond it afterwards
-                    e.peak = max(e.peak, abs(c.stat))
-                    e.peak_t = NO_TIME
-                if not co and e.peak_t >= tick - grow_s and tick - e.on_t >= confirm_s:
-                    h.flag = DRIFT
-                else:  # a pollution episode, a level that stopped growing, or too early
-                    r = min(r, 1.0)
-            elif c.on:  # the flag ends: relearn the offset from here
-                c.on = 0
-                c.n_dev = 1
+        group_size = float(start[g + 1] - start[g])
+        for q in range(n):  # the residual against the others' median, and its fast average
+            o = fresh[MEMBER, q]
+            c = cold[o]
+            d = c.x - _median_without_rank(vx, n, fresh[RANK_X, q])
+            d_of[q] = d
+            c.n_dev += 1
+            if c.n_dev == 1:
                 c.fast = d
                 c.slow = d
                 c.stat = 0.0
-                b.score_from = tick + relearn_s
+                c.dev_t = tick
+                if scoring[o].score_from == NO_TIME:
+                    scoring[o].score_from = tick + warmup_s
+                a_of[q] = -1.0  # started now: nothing to judge
+                continue
+            dt = float(tick - c.dev_t)
+            c.dev_t = tick
+            if dt != gains[0]:  # members a step apart (nearly all) share their weights
+                gains[0] = dt
+                gains[1] = 1.0 - math.exp(-dt / tau_fast_s)
+                gains[2] = 1.0 - math.exp(-dt / tau_slow_s)
+                gains[3] = 1.0 - math.exp(-dt / tau_cross_s)
+                gains[4] = 1.0 - math.exp(-dt / tau_pool_s)
+            a_fast = max(gains[1], 1.0 / c.n_dev)
+            a_of[q] = max(gains[2], 1.0 / c.n_dev)
+            e_of[q, 0] = gains[3]
+            e_of[q, 1] = gains[4]
+            c.fast += a_fast * (d - c.fast)
+            c.stat = c.fast - c.slow
+        n_s = 0
+        for q in range(n):  # the statistic set: |stat| of the started, unflagged members
+            c = cold[fresh[MEMBER, q]]
+            if c.on == 0 and c.n_dev >= 2:
+                vs[n_s] = abs(c.stat)
+                fresh[IN_SET, q] = n_s
+                n_s += 1
+        _sort_ranked(vs, n_s, fresh, RANK_S, fresh[PERM], vx)  # vx: read no more
+        for q in range(n):
+            if a_of[q] < 0.0:
+                continue
+            o = fresh[MEMBER, q]
+            h = hot[o]
+            c = cold[o]
+            b = scoring[o]
+            e = rare[o]  # read on an alarm or an excursion only
+            d = d_of[q]
+            a_slow = a_of[q]
+            own = 1 if c.on == 0 else 0  # in the statistic set
+            others = n_s - own
+            sd_x = 0.0
+            if others > 0:
+                sd_x = SD_PER_MEDIAN_ABS * (
+                    _median_without_rank(vs, n_s, fresh[RANK_S, fresh[IN_SET, q]]) if own
+                    else _median(vs, n_s))
+            if others >= min_neighbours:
+                if c.cross == 0.0:
+                    c.cross = sd_x
+                else:
+                    c.cross += e_of[q, 0] * (sd_x - c.cross)
+            learn = c.x > h.low  # a censored mean (at the lower bound) is not learnt
+            if tick >= b.score_from and others >= min_neighbours:
+                sd = max(SD_PER_MAD * grp[g].pool, c.cross, b.sd_floor)
+                z = c.stat / sd
+                r = abs(z) / k
+                sgn = 1 if z > 0.0 else (-1 if z < 0.0 else 0)
+                if abs(z) > co_k:
+                    _mark_excursion(e, tick, sgn)
+                alarm = r > 1.0 or (c.on and r > release)
+                # whether the node co-moves matters only to an alarm or an excursion: the
+                # other series' records are read for those (few) members only
+                co = (alarm or abs(z) > co_k) and _comoving(o, sgn, tick - co_hold_s, tick, rare,
+                                                            node_slot, node_members, node_start)
+                if alarm:
+                    if c.on == 0:
+                        e.on_t = tick
+                    if c.on == 0 or abs(c.stat) >= e.peak + grow_k * sd:
+                        e.peak = abs(c.stat)  # onset, or grown by grow_k sd: still drifting
+                        e.peak_t = tick
+                    c.on = 1
+                    if co:  # a pollution episode: drift only if it grows beyond it afterwards
+                        e.peak = max(e.peak, abs(c.stat))
+                        e.peak_t = NO_TIME
+                    if not co and e.peak_t >= tick - grow_s and tick - e.on_t >= confirm_s:
+                        h.flag = DRIFT
+                    else:  # a pollution episode, a level that stopped growing, or too early
+                        r = min(r, 1.0)
+                elif c.on:  # the flag ends: relearn the offset from here
+                    c.on = 0
+                    c.n_dev = 1
+                    c.fast = d
+                    c.slow = d
+                    c.stat = 0.0
+                    b.score_from = tick + relearn_s
+                elif learn:
+                    if not (co and abs(z) > co_k):  # not learnt from a pollution episode
+                        c.slow += a_slow * (d - c.slow)
+                    p = grp[g]
+                    p.n_pool += 1
+                    a = abs(c.stat)
+                    if p.n_pool > 100:
+                        a = min(a, pool_clip * p.pool)
+                    a_pool = max(1.0 / p.n_pool, e_of[q, 1] / group_size)
+                    p.pool += a_pool * (a - p.pool)
+                h.score = r / (1.0 + r)
             elif learn:
-                if not (co and abs(z) > co_k):  # not learnt from a pollution episode
-                    c.slow += a_slow * (d - c.slow)
-                p = grp[g]
-                p.n_pool += 1
-                a = abs(c.stat)
-                if p.n_pool > 100:
-                    a = min(a, pool_clip * p.pool)
-                a_pool = max(1.0 / p.n_pool, e_of[q, 1] / group_size)
-                p.pool += a_pool * (a - p.pool)
-            h.score = r / (1.0 + r)
-        elif learn:
-            c.slow += a_slow * (d - c.slow)
+                c.slow += a_slow * (d - c.slow)
 
 
 @njit(**JIT)
@@ -398,11 +405,12 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, g
             due[n_due] = g
             n_due += 1
     due[:n_due].sort()
+    judged = due[n_due:]  # scratch: the groups judged at one tick
     while n_due > 0:
         tick = LATEST
         for q in range(n_due):
             tick = min(tick, grp[due[q]].next_t)
-        kept = 0
+        n_judged = 0
         for q in range(n_due):
             g = due[q]
             p = grp[g]
@@ -411,15 +419,19 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, g
                     _clear_group(g, hot, members, start)  # jump over the silence
                     p.next_t = tick_of(t, step_s)
                 else:
-                    if q + 1 < n_due:
-                        _prefetch_group(due[q + 1], hot, cold, scoring, members, start)
-                    _judge_group(g, tick, hot, cold, scoring, rare, grp, members, start,
-                                 node_slot, node_members, node_start, step_s, k, release,
-                                 tau_fast_s,
-                                 tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s,
-                                 relearn_s, fresh_s, min_neighbours, co_k, co_hold_s, grow_k,
-                                 grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains)
-                    p.next_t += step_s
+                    judged[n_judged] = g
+                    n_judged += 1
+        _judge_groups(judged, n_judged, tick, hot, cold, scoring, rare, grp, members, start,
+                      node_slot, node_members, node_start, step_s, k, release, tau_fast_s,
+                      tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s,
+                      fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s,
+                      fresh, vx, vs, d_of, a_of, e_of, gains)
+        for q in range(n_judged):
+            grp[judged[q]].next_t += step_s
+        kept = 0
+        for q in range(n_due):
+            g = due[q]
+            p = grp[g]
             if p.next_t + lag_s < t:
                 due[kept] = g
                 kept += 1
@@ -433,7 +445,7 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, g
     return lo_next if lo_next != LATEST else NO_TIME
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _prefetch_group(g, hot, cold, scoring, members, start):
     """Start loading the records of group ``g``'s members (judged next)."""
     for j in range(start[g], start[g + 1]):
