@@ -104,7 +104,7 @@ def tick_of(t, step_s):
     return -((-t) // step_s) * step_s
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)  # inlined: no call, no reference counts
 def _sort_ranked(vals, n, ranks, col, perm, spare):
     """Sort ``vals[:n]`` in place (ascending, stable) and write each entry's rank in the
     sorted order to ``ranks[col, q]``, ``q`` its index before the sort (``perm``, ``spare``:
