@@ -391,7 +391,7 @@ def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, g
     every started group's next tick (so that most timestamps skip this). Tick by tick,
     and groups in index order within a tick: a group's members lie near the next group's
     in memory, and no group judges a tick before another has judged the earlier ones.
-    ``due``: scratch, one per group."""
+    ``due``: scratch, two per group."""
     n_due = 0
     for ii in range(lo, hi):
         g = group_of[series[order[ii]]]
@@ -466,10 +466,10 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
     judge the ticks it completes; ``out_flags`` (uint16) and ``out_score``, indexed like the
     batch: each usable sample gets its series' verdict at the group's last judged tick.
     ``fresh`` (5, n), ``vx``, ``vs``, ``d_of``, ``a_of``, ``e_of`` (n, 2): scratch of at least
-    the largest group's size, ``due`` of the number of groups; ``clock[0]``: a lower bound of the
-    started groups' next ticks (derived state: ``NO_TIME`` is always correct, and makes the
-    first timestamp look). Returns the number of samples too late for their window
-    (it was judged)."""
+    the largest group's size, ``due`` of twice the number of groups (the groups due, and
+    those judged at one tick); ``clock[0]``: a lower bound of the started groups' next ticks
+    (derived state: ``NO_TIME`` is always correct, and makes the first timestamp look).
+    Returns the number of samples too late for their window (it was judged)."""
     n = order.shape[0]
     late = 0
     gains = np.full(5, np.nan)  # the step of the cached weights, and the weights
