@@ -381,11 +381,10 @@ def is_nondecreasing(a):
 
 @njit(**JIT)
 def _judge_ticks(order, lo, hi, t, series, group_of, hot, cold, scoring, rare, grp, members,
-                 start,
-                 node_slot, node_members, node_start, step_s, lag_s, k, release, tau_fast_s,
-                 tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s, fresh_s,
-                 min_neighbours, co_k, co_hold_s, grow_k, grow_s, confirm_s, fresh, vx, vs,
-                 d_of, a_of, e_of, gains, due):
+                 start, node_slot, node_members, node_start, step_s, lag_s, k, release,
+                 tau_fast_s, tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s,
+                 relearn_s, fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s,
+                 confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains, due):
     """Judge the ticks that time ``t`` completes in the groups of the samples
     ``order[lo:hi]`` (all at ``t``), before any of them is applied; a new lower bound of
     every started group's next tick (so that most timestamps skip this). Tick by tick,
@@ -483,11 +482,11 @@ def drift_batch(order, series, ts_s, values, valid, flags_in, group_of, hot, col
         if t - lag_s > lo_next:  # some group may have a tick to judge: find out
             lo_next = _judge_ticks(order, jj, end, t, series, group_of, hot, cold, scoring,
                                    rare, grp, members, start, node_slot, node_members,
-                                   node_start,
-                                   step_s, lag_s, k, release, tau_fast_s, tau_slow_s,
-                                   tau_cross_s, tau_pool_s, pool_clip, warmup_s, relearn_s,
-                                   fresh_s, min_neighbours, co_k, co_hold_s, grow_k, grow_s,
-                                   confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains, due)
+                                   node_start, step_s, lag_s, k, release, tau_fast_s,
+                                   tau_slow_s, tau_cross_s, tau_pool_s, pool_clip, warmup_s,
+                                   relearn_s, fresh_s, min_neighbours, co_k, co_hold_s, grow_k,
+                                   grow_s, confirm_s, fresh, vx, vs, d_of, a_of, e_of, gains,
+                                   due)
         tick = tick_of(t, step_s)  # the window of this timestamp (a division: once a run)
         slot = (tick // step_s) & 1
         for ii in range(jj, end):  # then the samples
